@@ -1,0 +1,3 @@
+from lf_wrap.cli import main
+
+main()

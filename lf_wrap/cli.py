@@ -1,0 +1,300 @@
+"""The `lf-wrap` command line: thin click commands over the library modules.
+
+Nothing heavy is imported here: torch, transformers, vllm and llamafactory are imported
+inside the commands that need them, so `lf-wrap --help` starts in a blink.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from lf_wrap import __version__
+from lf_wrap.errors import LfWrapError
+
+FORMAT_CHOICES = ["auto", "alpaca", "sharegpt", "openai", "preference"]
+
+
+class Failure(click.ClickException):
+    """An LfWrapError on its way out: one clear message, the right exit code."""
+
+    def __init__(self, err: LfWrapError) -> None:
+        super().__init__(str(err))
+        self.exit_code = err.exit_code
+
+
+class Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LfWrapError as err:
+            report = getattr(err, "report", None)
+            if report is not None and not ctx.meta.get("lf_wrap.json"):
+                for line in report.lines():
+                    click.echo(line, err=True)
+            raise Failure(err) from None
+
+
+def _json_out(ctx: click.Context, payload: Any) -> None:
+    click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+
+
+def _fail_report(report: Any, as_json: bool) -> NoReturn:
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        for line in report.lines():
+            click.echo(line, err=True)
+    sys.exit(2)
+
+
+def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    def remember(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+        ctx.meta["lf_wrap.json"] = value
+        return value
+
+    return click.option(
+        "--json", "as_json", is_flag=True, callback=remember, expose_value=True, help="Print a machine-readable report."
+    )(f)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="lf-wrap")
+def main() -> None:
+    """From a dataset file and a base model to a fine-tuned model behind an
+    OpenAI-compatible API, one command per step.
+
+    \b
+    Typical path:
+      lf-wrap init                                   # write lf-wrap.yaml (demo settings)
+      lf-wrap model tiny models/tiny-qwen2           # or: lf-wrap model pull Qwen/Qwen2.5-0.5B-Instruct
+      lf-wrap data validate my.json                  # every problem, with file:line and field
+      lf-wrap data register my.json --name my_data   # write its dataset_info.json entry
+      lf-wrap render train                           # the LLaMA-Factory YAML that would run
+    """
+
+
+# -- init --------------------------------------------------------------------------------
+@main.command()
+@click.option("--force", is_flag=True, help="Replace an existing lf-wrap.yaml.")
+@click.argument("path", type=click.Path(path_type=Path), default="lf-wrap.yaml")
+def init(path: Path, force: bool) -> None:
+    """Write a project file (lf-wrap.yaml) with the built-in demo's settings."""
+    from lf_wrap.config import init_text
+    from lf_wrap.files import atomic_write
+
+    if path.exists() and not force:
+        raise LfWrapError(f"{path}: exists", hint="edit it, or pass --force to start over")
+    atomic_write(path, init_text())
+    click.echo(f"wrote {path}")
+
+
+# -- data --------------------------------------------------------------------------------
+@main.group(cls=Group)
+def data() -> None:
+    """Check, describe, convert and register datasets."""
+
+
+@data.command("validate")
+@click.argument("file", type=click.Path(path_type=Path), required=False)
+@click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True,
+              help="Dataset format; auto looks at the first row.")  # fmt: skip
+@click.option("--dataset-dir", type=click.Path(path_type=Path), help="With --name: check a registered dataset.")
+@click.option("--name", help="Name of the entry in DATASET_DIR/dataset_info.json to check, as LLaMA-Factory reads it.")
+@click.option("--max-errors", type=click.IntRange(1), default=50, show_default=True, help="How many problems to list.")
+@json_option
+def data_validate(file: Path | None, fmt: str, dataset_dir: Path | None, name: str | None, max_errors: int,
+                  as_json: bool) -> None:  # fmt: skip
+    """Check a dataset row by row and report every problem.
+
+    \b
+    Examples:
+      lf-wrap data validate datasets/magic_conch.json
+      lf-wrap data validate chats.jsonl --format openai --json
+      lf-wrap data validate --dataset-dir data --name magic_conch
+
+    Each problem is printed as FILE:LINE: [row N].field: what is wrong — how to fix.
+    Exit status: 0 valid (warnings allowed), 2 errors found.
+    """
+    from lf_wrap.data.registry import validate_entry
+    from lf_wrap.data.validate import validate_file
+
+    if name or dataset_dir:
+        if file is not None:
+            raise click.UsageError("give either FILE or --dataset-dir with --name, not both")
+        if not (name and dataset_dir):
+            raise click.UsageError("--dataset-dir and --name go together")
+        report = validate_entry(dataset_dir, name, max_listed=max_errors)
+    elif file is None:
+        raise click.UsageError("give a FILE to check (or --dataset-dir DIR --name NAME)")
+    else:
+        report = validate_file(file, fmt, max_listed=max_errors)
+    if not report.ok:
+        _fail_report(report, as_json)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        for line in report.lines()[:-1]:
+            click.echo(line, err=True)
+        click.echo(report.summary())
+
+
+@data.command("stats")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True)
+@click.option("--tokenizer", "tokenizer_dir", type=click.Path(path_type=Path),
+              help="Model folder whose tokenizer and chat template count the tokens.")  # fmt: skip
+@click.option("--cutoff-len", type=click.IntRange(1), help="Count rows longer than this (LLaMA-Factory's cutoff_len).")
+@json_option
+def data_stats(file: Path, fmt: str, tokenizer_dir: Path | None, cutoff_len: int | None, as_json: bool) -> None:
+    """Rows, duplicates and length percentiles (tokens with --tokenizer, else characters)."""
+    from lf_wrap.data.stats import compute
+
+    stats = compute(file, fmt, tokenizer_dir, cutoff_len)
+    d = stats.to_dict()
+    if as_json:
+        click.echo(json.dumps(d, ensure_ascii=False, indent=2))
+        return
+    length = d["length"]
+    click.echo(f"file        {d['file']} ({d['format']})")
+    click.echo(f"rows        {d['rows']}")
+    click.echo(f"duplicates  {d['duplicates']}")
+    click.echo(f"{d['unit']:<11} min {length['min']}  p50 {length['p50']}  p95 {length['p95']}  max {length['max']}"
+               + ("  (chat template applied)" if d["unit"] == "tokens" else ""))  # fmt: skip
+    if cutoff_len is not None:
+        if d["unit"] != "tokens":
+            click.echo("truncated   (pass --tokenizer to count tokens against --cutoff-len)")
+        else:
+            click.echo(f"truncated   {d['truncated']} of {d['rows']} rows exceed cutoff_len {cutoff_len}")
+
+
+@data.command("convert")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--to", "target", type=click.Choice(["alpaca", "sharegpt", "openai"]), required=True)
+@click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True,
+              help="Format of SRC.")  # fmt: skip
+@click.option("--force", is_flag=True, help="Replace OUT if it exists (never SRC).")
+def data_convert(src: Path, out: Path, target: str, fmt: str, force: bool) -> None:
+    """Convert SRC to another format, written to OUT (.json list or .jsonl lines).
+
+    SRC is only read. Rows the target format cannot hold are dropped and counted.
+    """
+    from lf_wrap.data.convert import convert
+
+    result = convert(src, out, target, fmt, force)
+    click.echo(f"wrote {result.out}: {result.written} rows, {result.source.format} -> {target}")
+    for reason, n in result.dropped.items():
+        click.echo(f"dropped {n} rows: {reason}", err=True)
+
+
+@data.command("register")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--name", required=True, help="Dataset name for the `dataset:` key of the training config.")
+@click.option("--dataset-dir", type=click.Path(path_type=Path), default=Path("data"), show_default=True,
+              help="LLaMA-Factory's dataset_dir: where dataset_info.json and the data live.")  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True)
+@click.option("--force", is_flag=True, help="Replace a different entry (or data file) of the same name.")
+@json_option
+def data_register(file: Path, name: str, dataset_dir: Path, fmt: str, force: bool, as_json: bool) -> None:
+    """Validate FILE, copy it into DATASET_DIR and write its dataset_info.json entry.
+
+    \b
+    Example:
+      lf-wrap data register datasets/magic_conch.json --name magic_conch --dataset-dir data
+
+    The entry is rendered from templates/dataset_info/<format>.json.j2. Registering the
+    same file again changes nothing; a different entry under the same name needs --force.
+    """
+    from lf_wrap.data.registry import register
+
+    reg = register(file, name, dataset_dir, fmt, force)
+    if as_json:
+        _json_out(click.get_current_context(), {
+            "name": reg.name, "action": reg.action, "entry": reg.entry, "dataset_info": str(reg.info_path),
+            "data_file": str(reg.data_path), "copied": reg.copied, "validation": reg.report.to_dict(),
+        })  # fmt: skip
+        return
+    click.echo(reg.report.summary())
+    verb = {"added": "registered", "unchanged": "already registered (no change)", "replaced": "replaced"}[reg.action]
+    click.echo(f"{verb} {reg.name!r} in {reg.info_path}" + (f" (data copied to {reg.data_path})" if reg.copied else ""))
+
+
+# -- model -------------------------------------------------------------------------------
+@main.group(cls=Group)
+def model() -> None:
+    """Get a base model: build the tiny demo model (pull from a hub comes next)."""
+
+
+@model.command("tiny")
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same weights and tokenizer.")
+@click.option("--datasets-dir", type=click.Path(path_type=Path), help="Text to train the tokenizer on "
+              "(default: the bundled datasets/).")  # fmt: skip
+@click.option("--force", is_flag=True, help="Build even if OUT_DIR already holds a model.")
+@json_option
+def model_tiny(out_dir: Path, seed: int, datasets_dir: Path | None, force: bool, as_json: bool) -> None:
+    """Build a tiny Qwen2-style chat model (random weights, ~2 MB) for demos and tests."""
+    from lf_wrap.paths import datasets_dir as bundled
+
+    if (out_dir / "config.json").exists() and not force:
+        if as_json:
+            _json_out(click.get_current_context(), {"path": str(out_dir), "built": False})
+        else:
+            click.echo(f"{out_dir}: a model is already there (pass --force to rebuild)")
+        return
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LfWrapError(f"{out_dir}: exists and is not a directory")
+    from lf_wrap.tiny_model import build
+
+    facts = build(out_dir, datasets_dir or bundled(), seed=seed)
+    if as_json:
+        _json_out(click.get_current_context(), {**facts, "built": True})
+    else:
+        click.echo(f"built {out_dir}: {facts['params']:,} parameters, vocab {facts['vocab_size']}, "
+                   f"{facts['weights_bytes'] / 1e6:.1f} MB of weights")  # fmt: skip
+
+
+# -- render ------------------------------------------------------------------------------
+def _config_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                     help="Override a setting or any LLaMA-Factory key (repeatable).")(f)  # fmt: skip
+    f = click.option("--config", "config_file", type=click.Path(path_type=Path),
+                     help="Project file (default: ./lf-wrap.yaml if present, else the demo settings).")(f)  # fmt: skip
+    return f
+
+
+@main.command()
+@click.argument("what", type=click.Choice(["train", "export"]), required=False)
+@_config_options
+@click.option("--list-templates", is_flag=True, help="List LLaMA-Factory chat template names and exit.")
+def render(what: str | None, config_file: Path | None, sets: tuple[str, ...], list_templates: bool) -> None:
+    """Print the LLaMA-Factory YAML that `train` or `export` would run.
+
+    \b
+    Examples:
+      lf-wrap render train
+      lf-wrap render train --set learning_rate=1e-4 --set method=qlora
+      lf-wrap render export --config my-project.yaml
+    """
+    if list_templates:
+        from lf_wrap.engines.schema import templates
+
+        click.echo("\n".join(templates()))
+        return
+    if what is None:
+        raise click.UsageError("say what to render: train or export")
+    from lf_wrap.config import load_project, render_export, render_train
+
+    project = load_project(config_file, sets)
+    rendered = render_train(project) if what == "train" else render_export(project)
+    click.echo(rendered.text, nl=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,216 @@
+"""Read dataset rows from a JSON array or a JSON Lines file, with real line numbers.
+
+LLaMA-Factory loads `.json` and `.jsonl` files with Hugging Face `datasets`, which accepts
+either a top-level JSON list of rows or one JSON object per line, whatever the extension.
+This reader accepts the same two shapes and tells which one it found.
+
+- JSON Lines are streamed line by line: memory does not grow with the file.
+- JSON arrays are parsed in one go with orjson (fast); the line on which each row starts
+  is only worked out when a problem has to be reported (`line_of`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from lf_wrap.errors import LfWrapError
+
+SUPPORTED_SUFFIXES = (".json", ".jsonl")
+_WS = b" \t\r\n"
+_BOM = b"\xef\xbb\xbf"
+
+
+class DatasetFileError(LfWrapError):
+    """The file as a whole cannot be read as a dataset (one message, exit 2)."""
+
+
+@dataclass(slots=True)
+class Row:
+    index: int  # 0-based position of the row in the file
+    value: Any
+    line: int | None = None  # 1-based line where the row starts, when known cheaply
+
+
+@dataclass(slots=True)
+class BadRow:
+    """A JSON Lines line that is not valid JSON (the other lines are still read)."""
+
+    index: int
+    line: int
+    message: str
+
+
+def _line_at(raw: bytes, pos: int) -> int:
+    return raw.count(b"\n", 0, pos) + 1
+
+
+def _describe_json_error(err: json.JSONDecodeError) -> str:
+    msg = err.msg
+    # orjson's messages sometimes repeat the position; keep them short.
+    return msg.split(": line ")[0]
+
+
+class DatasetFile:
+    """A dataset file opened for validation; `rows()` yields `Row` or `BadRow`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.kind: Literal["array", "jsonl"] = self._sniff()
+        self._array_lines: list[int] | None = None
+        self._array: list[Any] | None = None
+
+    # -- file-level checks -------------------------------------------------------
+    def _sniff(self) -> Literal["array", "jsonl"]:
+        path = self.path
+        if not path.exists():
+            raise DatasetFileError(f"{path}: no such file", hint="check the path")
+        if path.is_dir():
+            raise DatasetFileError(
+                f"{path}: is a directory, not a dataset file",
+                hint="pass one .json or .jsonl file",
+            )
+        if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            raise DatasetFileError(
+                f"{path}: unsupported file type {path.suffix or '(no extension)'!r}",
+                hint="lf-wrap reads .json (a list of rows) and .jsonl (one row per line); "
+                "LLaMA-Factory picks its reader from the extension, so rename or convert the file",
+            )
+        with path.open("rb") as f:
+            head = f.read(65536)
+        if not head:
+            raise DatasetFileError(f"{path}: file is empty", hint="add rows, e.g. [{\"instruction\": …, \"output\": …}]")
+        if head.startswith(_BOM):
+            raise DatasetFileError(
+                f"{path}:1:1: file starts with a UTF-8 byte-order mark (BOM)",
+                hint="save the file as UTF-8 without BOM (`lf-wrap data convert` writes a clean copy)",
+            )
+        nul = head.find(b"\x00")
+        if nul != -1:
+            raise DatasetFileError(
+                f"{path}:{_line_at(head, nul)}: contains NUL bytes; this looks like a binary file, not JSON",
+                hint="pass the JSON or JSON Lines file itself (not a compressed or binary file)",
+            )
+        first, offset = self._first_content_byte()
+        if first is None:
+            raise DatasetFileError(f"{path}: file contains only whitespace", hint="add rows to the file")
+        if first == b"[":
+            return "array"
+        if first == b"{":
+            return "jsonl"
+        with path.open("rb") as f:
+            line = _line_at(f.read(offset), offset)
+        raise DatasetFileError(
+            f"{path}:{line}: top level must be a list of rows `[...]` or one JSON object per line, "
+            f"found {first.decode('utf-8', 'replace')!r}",
+            hint="wrap the rows in [ ... ] or write one {...} object per line",
+        )
+
+    def _first_content_byte(self) -> tuple[bytes | None, int]:
+        offset = 0
+        with self.path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                stripped = chunk.lstrip(_WS)
+                if stripped:
+                    return stripped[:1], offset + len(chunk) - len(stripped)
+                offset += len(chunk)
+        return None, offset
+
+    # -- rows --------------------------------------------------------------------
+    def rows(self) -> Iterator[Row | BadRow]:
+        if self.kind == "array":
+            yield from self._array_rows()
+        else:
+            yield from self._jsonl_rows()
+
+    def _array_rows(self) -> Iterator[Row]:
+        raw = self.path.read_bytes()
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            self._raise_array_error(raw)
+        if not isinstance(data, list):  # pragma: no cover - sniffing saw "["
+            raise DatasetFileError(f"{self.path}: top level must be a list of rows")
+        self._array = data
+        for i, value in enumerate(data):
+            yield Row(i, value)
+
+    def _raise_array_error(self, raw: bytes) -> None:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = _line_at(raw, err.start)
+            raise DatasetFileError(
+                f"{self.path}:{line}: not valid UTF-8 (byte 0x{raw[err.start]:02x} at offset {err.start})",
+                hint="re-save the file as UTF-8 (e.g. `iconv -f GBK -t UTF-8 in.json > out.json`)",
+            ) from None
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as err:
+            truncated = err.pos >= len(text.rstrip())
+            raise DatasetFileError(
+                f"{self.path}:{err.lineno}:{err.colno}: invalid JSON: {_describe_json_error(err)}"
+                + (" (the file ends early: is it truncated?)" if truncated else ""),
+                hint="fix the JSON syntax at that position (a missing comma, quote or bracket)",
+            ) from None
+        raise DatasetFileError(f"{self.path}: invalid JSON")  # pragma: no cover
+
+    def _jsonl_rows(self) -> Iterator[Row | BadRow]:
+        index = 0
+        with self.path.open("rb") as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip(_WS):
+                    continue
+                try:
+                    value = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    yield BadRow(index, lineno, self._jsonl_error(line))
+                else:
+                    yield Row(index, value, lineno)
+                index += 1
+
+    @staticmethod
+    def _jsonl_error(line: bytes) -> str:
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return f"not valid UTF-8 (byte 0x{line[err.start]:02x} at column {err.start + 1})"
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as err:
+            return f"invalid JSON at column {err.colno}: {_describe_json_error(err)}"
+        return "invalid JSON"  # pragma: no cover
+
+    # -- locations ---------------------------------------------------------------
+    def line_of(self, row: Row | BadRow) -> int:
+        """The 1-based line on which `row` starts."""
+        if row.line is not None:
+            return row.line
+        if self._array_lines is None:
+            self._array_lines = self._scan_array_lines()
+        if row.index < len(self._array_lines):
+            return self._array_lines[row.index]
+        return 1
+
+    def _scan_array_lines(self) -> list[int]:
+        text = self.path.read_bytes().decode("utf-8")
+        decoder = json.JSONDecoder()
+        lines: list[int] = []
+        pos = text.index("[") + 1
+        line, last = 1, 0
+        n = len(text)
+        while True:
+            while pos < n and text[pos] in " \t\r\n,":
+                pos += 1
+            if pos >= n or text[pos] == "]":
+                break
+            line += text.count("\n", last, pos)
+            last = pos
+            lines.append(line)
+            _, pos = decoder.raw_decode(text, pos)
+        return lines

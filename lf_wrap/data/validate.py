@@ -1,0 +1,455 @@
+"""Row-by-row dataset checks that agree with LLaMA-Factory's converters.
+
+LLaMA-Factory (src/llamafactory/data/converter.py, processor/supervised.py, v0.9.5)
+*drops* malformed rows with a log warning, or crashes with a KeyError/TypeError after the
+model has loaded.  These checks find the same problems before anything heavy starts and
+report every one of them as `FILE:LINE: [row N].field: what is wrong — how to fix`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from lf_wrap.data.formats import FormatName, Spec, detect_format, spec_for_format
+from lf_wrap.data.reader import BadRow, DatasetFile, Row
+from lf_wrap.errors import LfWrapError
+
+MAX_LISTED = 50
+Severity = Literal["error", "warning"]
+
+
+@dataclass(slots=True)
+class Issue:
+    severity: Severity
+    row: int | None
+    path: str
+    message: str
+    hint: str = ""
+    line: int | None = None
+
+    def location(self, file: str) -> str:
+        loc = f"{file}:{self.line}" if self.line is not None else file
+        where = f"[row {self.row}]" if self.row is not None else ""
+        if self.path:
+            where = f"{where}.{self.path}" if where else self.path
+        return f"{loc}: {where}" if where else loc
+
+    def format(self, file: str) -> str:
+        text = f"{self.location(file)}: {self.message}"
+        if self.hint:
+            text += f" — {self.hint}"
+        if self.severity == "warning":
+            text += " (warning)"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity,
+            "line": self.line,
+            "row": self.row,
+            "field": self.path,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
+@dataclass
+class Report:
+    file: str
+    format: str
+    spec: Spec
+    rows: int = 0
+    errors: int = 0
+    warnings: int = 0
+    issues: list[Issue] = field(default_factory=list)
+    keys_seen: set[str] = field(default_factory=set)
+    duplicates: int = 0
+    max_listed: int = MAX_LISTED
+
+    @property
+    def ok(self) -> bool:
+        return self.errors == 0
+
+    @property
+    def unlisted(self) -> int:
+        return self.errors + self.warnings - len(self.issues)
+
+    def add(self, issue: Issue) -> None:
+        if issue.severity == "error":
+            self.errors += 1
+        else:
+            self.warnings += 1
+        if len(self.issues) < self.max_listed:
+            self.issues.append(issue)
+
+    def summary(self) -> str:
+        fmt = self.format + (" (ranking)" if self.spec.ranking and self.format != "preference" else "")
+        if self.ok:
+            warn = f", {self.warnings} warning{'s' * (self.warnings != 1)}" if self.warnings else ""
+            return f"{self.file}: OK, {self.rows} rows, format {fmt}{warn}"
+        return (
+            f"{self.file}: {self.errors} error{'s' * (self.errors != 1)}, "
+            f"{self.warnings} warning{'s' * (self.warnings != 1)} in {self.rows} rows (format {fmt})"
+        )
+
+    def lines(self) -> list[str]:
+        out = [i.format(self.file) for i in self.issues]
+        if self.unlisted:
+            out.append(f"... and {self.unlisted} more problems not listed (first {self.max_listed} shown)")
+        out.append(self.summary())
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "format": self.format,
+            "formatting": self.spec.formatting,
+            "ranking": self.spec.ranking,
+            "ok": self.ok,
+            "rows": self.rows,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "duplicates": self.duplicates,
+            "issues": [i.to_dict() for i in self.issues],
+            "unlisted": self.unlisted,
+        }
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+class RowChecker:
+    """Checks one row against a Spec; yields (path, message, hint, severity)."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        t = spec.tags
+        self.user_roles = tuple(x for x in (t["user_tag"], t["observation_tag"]) if x)
+        self.assistant_roles = tuple(x for x in (t["assistant_tag"], t["function_tag"]) if x)
+        self.all_roles = tuple(dict.fromkeys(self.user_roles + self.assistant_roles + ((t["system_tag"],) if t["system_tag"] else ())))
+
+    def check(self, row: Any) -> Iterator[tuple[str, str, str, Severity]]:
+        if not isinstance(row, dict):
+            yield "", f"row is {_type_name(row)}, expected an object", "each row must be a JSON object {...}", "error"
+            return
+        yield from self._check_optional_strings(row)
+        if self.spec.formatting == "alpaca":
+            yield from self._check_alpaca(row)
+        else:
+            yield from self._check_conversation(row)
+
+    # -- shared --------------------------------------------------------------------
+    def _check_optional_strings(self, row: dict[str, Any]) -> Iterator[tuple[str, str, str, Severity]]:
+        col = self.spec.col("system")
+        if col and col in row and row[col] is not None and not isinstance(row[col], str):
+            yield col, f"must be a string, got {_type_name(row[col])}", "put the system prompt in a string", "error"
+        col = self.spec.col("tools")
+        if col and col in row and row[col] is not None:
+            allowed = (str,) if self.spec.formatting != "openai" else (str, list, dict)
+            if not isinstance(row[col], allowed):
+                yield col, f"must be a string, got {_type_name(row[col])}", "store tool descriptions as a JSON string", "error"
+
+    # -- alpaca --------------------------------------------------------------------
+    def _check_alpaca(self, row: dict[str, Any]) -> Iterator[tuple[str, str, str, Severity]]:
+        spec = self.spec
+        prompt_parts = []
+        for name in ("prompt", "query"):
+            col = spec.col(name)
+            if not col:
+                continue
+            value = row.get(col)
+            if value is not None and not isinstance(value, str):
+                yield col, f"must be a string, got {_type_name(value)}", f'write "{col}" as a JSON string', "error"
+            elif value:
+                prompt_parts.append(value)
+        pcol, qcol = spec.col("prompt"), spec.col("query")
+        if not any(p.strip() for p in prompt_parts) and (pcol or qcol):
+            where = pcol or qcol or ""
+            names = " and ".join(f'"{c}"' for c in (pcol, qcol) if c)
+            missing = pcol is not None and pcol not in row
+            what = "missing" if missing else "empty prompt"
+            yield where, f"{what}: {names} {'are' if ' and ' in names else 'is'} empty or absent", (
+                f'every row needs the user\'s question in "{pcol or qcol}"'
+            ), "error"
+
+        if spec.ranking:
+            for name in ("chosen", "rejected"):
+                col = spec.col(name)
+                if not col:
+                    yield "", f"the dataset entry maps no {name!r} column", f'add "columns": {{"{name}": …}}', "error"
+                    continue
+                yield from self._answer(row, col, f"the {name} answer")
+        elif spec.col("kto_tag") and isinstance(row.get(spec.col("kto_tag") or ""), bool):
+            col = spec.col("response")
+            if col:
+                yield from self._answer(row, col, "the answer")
+        else:
+            col = spec.col("response")
+            if not col:
+                yield "", "the dataset entry maps no response column", 'add "columns": {"response": "output"}', "error"
+            else:
+                yield from self._answer(row, col, "the answer")
+
+        hcol = spec.col("history")
+        if hcol and row.get(hcol) is not None:
+            history = row[hcol]
+            if not isinstance(history, list):
+                yield hcol, f"must be a list of [question, answer] pairs, got {_type_name(history)}", (
+                    'write e.g. [["hi", "hello"]] or remove the field'
+                ), "error"
+            else:
+                for i, pair in enumerate(history):
+                    if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+                        yield f"{hcol}[{i}]", "must be a [question, answer] pair of two strings", (
+                            'write e.g. ["hi", "hello"]'
+                        ), "error"
+                    elif any(not x.strip() for x in pair):
+                        yield f"{hcol}[{i}]", "has an empty question or answer", "fill it in or drop the turn", "error"
+
+    @staticmethod
+    def _answer(row: dict[str, Any], col: str, what: str) -> Iterator[tuple[str, str, str, Severity]]:
+        if col not in row or row[col] is None:
+            yield col, f"missing ({what})", f'every row needs {what} in "{col}"', "error"
+        elif not isinstance(row[col], str):
+            yield col, f"must be a string, got {_type_name(row[col])}", f'write "{col}" as a JSON string', "error"
+        elif not row[col].strip():
+            yield col, f"{what} is empty", "the model would learn to answer nothing: fill it in or drop the row", "error"
+
+    # -- sharegpt / openai -----------------------------------------------------------
+    def _check_conversation(self, row: dict[str, Any]) -> Iterator[tuple[str, str, str, Severity]]:
+        spec = self.spec
+        mcol = spec.col("messages")
+        rtag, ctag = spec.tag("role_tag"), spec.tag("content_tag")
+        if not mcol:
+            yield "", "the dataset entry maps no messages column", 'add "columns": {"messages": "conversations"}', "error"
+            return
+        if mcol not in row or row[mcol] is None:
+            yield mcol, "missing", f'every row needs a list of messages in "{mcol}"', "error"
+            return
+        messages = row[mcol]
+        if not isinstance(messages, list):
+            yield mcol, f"must be a list of messages, got {_type_name(messages)}", "write [{...}, {...}]", "error"
+            return
+        if not messages:
+            yield mcol, "empty conversation", "add a user message and an assistant answer, or drop the row", "error"
+            return
+        if not rtag or not ctag:
+            yield "", "the dataset entry has no role_tag/content_tag", 'set "tags": {"role_tag": …, "content_tag": …}', "error"
+            return
+
+        roles: list[tuple[int, str]] = []  # (index in list, role) after the leading system
+        bad = False
+        system_tag = spec.tag("system_tag")
+        user_tag, assistant_tag = spec.tag("user_tag"), spec.tag("assistant_tag")
+        pending_observation = False
+        for i, msg in enumerate(messages):
+            path = f"{mcol}[{i}]"
+            if not isinstance(msg, dict):
+                yield path, f"message is {_type_name(msg)}, expected an object", f'write {{"{rtag}": …, "{ctag}": …}}', "error"
+                bad = True
+                continue
+            if rtag not in msg:
+                yield path, f'has no "{rtag}" key', f"each message needs \"{rtag}\" (one of {', '.join(self.all_roles)})", "error"
+                bad = True
+                continue
+            role = msg[rtag]
+            if spec.formatting == "openai" and role in self.assistant_roles and msg.get("tool_calls"):
+                role = spec.tag("function_tag") or role
+            if role not in self.all_roles:
+                yield f"{path}.{rtag}", f"unknown role {role!r}", f"use one of: {', '.join(map(str, self.all_roles))}", "error"
+                bad = True
+                continue
+            if ctag not in msg and not (spec.formatting == "openai" and msg.get("tool_calls")):
+                yield path, f'has no "{ctag}" key', f'put the message text in "{ctag}"', "error"
+                bad = True
+            else:
+                content = msg.get(ctag)
+                if spec.formatting == "openai" and msg.get("tool_calls"):
+                    pass
+                elif not isinstance(content, str):
+                    yield f"{path}.{ctag}", f"must be a string, got {_type_name(content)}", "write the message text as a string", "error"
+                    bad = True
+                elif not content.strip() and role in (user_tag, assistant_tag):
+                    yield f"{path}.{ctag}", f"empty {role!r} message", "fill it in or drop the turn", "error"
+                    bad = True
+            if role == system_tag:
+                if i != 0:
+                    yield f"{path}.{rtag}", "a system message may only come first", "move it to the start or drop it", "error"
+                    bad = True
+                continue
+            if spec.formatting == "openai" and role == spec.tag("observation_tag"):
+                if not pending_observation:  # consecutive tool results are merged into one turn
+                    roles.append((i, role))
+                pending_observation = True
+                continue
+            pending_observation = False
+            roles.append((i, role))
+
+        if bad:
+            return
+        if not roles:
+            yield mcol, "has only a system message", "add a user message and an assistant answer", "error"
+            return
+        want_user = True
+        for i, role in roles:
+            expected = self.user_roles if want_user else self.assistant_roles
+            if role not in expected:
+                kind = "user" if want_user else "assistant"
+                yield f"{mcol}[{i}].{rtag}", (
+                    f"turn order broken: expected a {kind} turn ({' or '.join(map(repr, expected))}), found {role!r}"
+                ), "turns must alternate user → assistant → user → …", "error"
+                return
+            want_user = not want_user
+        last_i, last_role = roles[-1]
+        if not spec.ranking and want_user is False:
+            yield f"{mcol}[{last_i}]", f"conversation ends on {last_role!r}", (
+                f"the last message must be the answer to learn ({assistant_tag!r}): add it or drop the last turn"
+            ), "error"
+        if spec.ranking:
+            if want_user is True:
+                yield f"{mcol}[{last_i}]", f"a preference conversation must end on the user, found {last_role!r}", (
+                    "put the answers in chosen/rejected, not in the conversation"
+                ), "error"
+            for name in ("chosen", "rejected"):
+                col = spec.col(name)
+                if not col:
+                    yield "", f"the dataset entry maps no {name!r} column", f'add "columns": {{"{name}": …}}', "error"
+                    continue
+                value = row.get(col)
+                if not isinstance(value, dict):
+                    yield col, f"must be a message object, got {_type_name(value)}", (
+                        f'write {{"{rtag}": "{assistant_tag}", "{ctag}": "…"}}'
+                    ), "error"
+                elif value.get(rtag) not in self.assistant_roles:
+                    yield f"{col}.{rtag}", f"must be an assistant role ({', '.join(map(repr, self.assistant_roles))})", (
+                        f"set \"{rtag}\": \"{assistant_tag}\""
+                    ), "error"
+                elif not isinstance(value.get(ctag), str) or not value[ctag].strip():
+                    yield f"{col}.{ctag}", "empty or not a string", "fill in the answer", "error"
+
+
+def _row_key(value: Any) -> bytes:
+    try:
+        raw = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        raw = repr(value).encode()
+    return hashlib.blake2b(raw, digest_size=8).digest()
+
+
+def validate_rows(
+    source: DatasetFile,
+    rows: Iterable[Row | BadRow],
+    spec: Spec,
+    fmt: str,
+    display: str,
+    max_listed: int = MAX_LISTED,
+) -> Report:
+    report = Report(file=display, format=fmt, spec=spec, max_listed=max_listed)
+    checker = RowChecker(spec)
+    known = spec.known_keys
+    unknown_first: dict[str, Issue] = {}
+    unknown_count: dict[str, int] = {}
+    seen: dict[bytes, int] = {}
+    for row in rows:
+        report.rows += 1
+        if isinstance(row, BadRow):
+            report.add(Issue("error", row.index, "", row.message, "fix or remove this line", line=row.line))
+            continue
+        value = row.value
+        problems = list(checker.check(value))
+        for path, message, hint, severity in problems:
+            report.add(Issue(severity, row.index, path, message, hint, line=source.line_of(row)))
+        if not isinstance(value, dict):
+            continue
+        report.keys_seen.update(value.keys())
+        for key in value.keys() - known:
+            if key in unknown_count:
+                unknown_count[key] += 1
+                continue
+            unknown_count[key] = 1
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(known))}"
+            issue = Issue(
+                "warning", row.index, key, "unknown key, LLaMA-Factory will ignore it", hint, line=source.line_of(row)
+            )
+            unknown_first[key] = issue
+            report.add(issue)
+        if not problems:
+            digest = _row_key(value)
+            first = seen.setdefault(digest, row.index)
+            if first != row.index:
+                report.duplicates += 1
+                report.add(Issue(
+                    "warning", row.index, "", f"duplicate of row {first}",
+                    "duplicates weigh that example more in training; drop them if unintended",
+                    line=source.line_of(row),
+                ))  # fmt: skip
+    for key, issue in unknown_first.items():
+        if unknown_count[key] > 1:
+            issue.message += f" (in {unknown_count[key]} rows)"
+    if report.rows == 0:
+        report.add(Issue("error", None, "", "no rows", "add at least one row", line=1))
+    return report
+
+
+def _peek(rows: Iterator[Row | BadRow]) -> tuple[list[Row | BadRow], Iterator[Row | BadRow]]:
+    head: list[Row | BadRow] = []
+    for row in rows:
+        head.append(row)
+        if isinstance(row, Row) and isinstance(row.value, dict) or len(head) >= 100:
+            break
+    return head, rows
+
+
+def resolve_format(head: list[Row | BadRow], fmt: str, display: str) -> tuple[FormatName, Spec]:
+    """Turn `--format` (or auto) into a user-facing format and its Spec."""
+    first = next((r.value for r in head if isinstance(r, Row) and isinstance(r.value, dict)), None)
+    detected = detect_format(first) if first is not None else None
+    if fmt == "auto":
+        if detected is None:
+            keys = ", ".join(sorted(first)) if isinstance(first, dict) else "no object rows"
+            raise LfWrapError(
+                f"{display}: cannot tell the dataset format from its first row (keys: {keys})",
+                hint="pass --format alpaca|sharegpt|openai|preference",
+            )
+        name, sharegpt_ranking = detected
+    else:
+        name = fmt  # type: ignore[assignment]
+        sharegpt_ranking = name == "preference" and detected == ("preference", True)
+    return name, spec_for_format(name, sharegpt_ranking=sharegpt_ranking)
+
+
+def validate_file(path: Path, fmt: str = "auto", display: str | None = None, max_listed: int = MAX_LISTED) -> Report:
+    """Validate a dataset file given on the command line (`--format` or auto-detected)."""
+    source = DatasetFile(path)
+    shown = display or str(path)
+    head, rest = _peek(source.rows())
+    name, spec = resolve_format(head, fmt, shown)
+    return validate_rows(source, _chain(head, rest), spec, name, shown, max_listed)
+
+
+def validate_with_spec(path: Path, spec: Spec, label: str, display: str | None = None,
+                       max_listed: int = MAX_LISTED) -> Report:  # fmt: skip
+    source = DatasetFile(path)
+    return validate_rows(source, source.rows(), spec, label, display or str(path), max_listed)
+
+
+def _chain(head: list[Row | BadRow], rest: Iterator[Row | BadRow]) -> Iterator[Row | BadRow]:
+    yield from head
+    yield from rest

@@ -1,0 +1,22 @@
+"""Where lf-wrap's own files are: `templates/` and `datasets/` of a source checkout, or
+the copies packaged inside the wheel (pyproject.toml force-includes them)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+
+def _bundled(name: str) -> Path:
+    packaged = Path(str(resources.files("lf_wrap"))) / name
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / name
+
+
+def templates_dir() -> Path:
+    return _bundled("templates")
+
+
+def datasets_dir() -> Path:
+    return _bundled("datasets")
