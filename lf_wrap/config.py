@@ -176,7 +176,7 @@ def _apply_set(data: dict[str, Any], item: str, problems: list[str]) -> None:
         else:
             data[key] = raw
         return
-    lf_keys = schema.keys()
+    lf_keys = schema.arguments()
     if key in lf_keys:
         block = "train" if "train" in lf_keys[key]["used_by"] else "export"
         _block(data, block)[key] = schema.parse_cli_value(key, raw)
@@ -195,25 +195,26 @@ def _block(data: dict[str, Any], block: str) -> dict[str, Any]:
 
 
 def _validate(data: dict[str, Any], source: str, lines: dict[str, int], problems: list[str]) -> ProjectConfig:
-    config: ProjectConfig | None = None
+    bad_fields: set[str] = set()
     try:
         config = ProjectConfig.model_validate(data)
     except ValidationError as err:
         for e in err.errors():
             loc = ".".join(str(x) for x in e["loc"])
             top = str(e["loc"][0]) if e["loc"] else ""
+            bad_fields.add(top)
             if e["type"] == "extra_forbidden":
                 hint = schema.suggest(top, TOP_KEYS)
-                lf_hint = " (a LLaMA-Factory key? put it under `train:`)" if top in schema else ""
+                lf_hint = " (a LLaMA-Factory key? put it under `train:`)" if top in schema.arguments() else ""
                 problems.append(f"{_where(source, lines, loc)}: unknown key" + (f"; {hint}" if hint else "") + lf_hint)
             else:
                 problems.append(f"{_where(source, lines, loc)}: {e['msg']}")
-    if config is not None:
-        problems.extend(_check_semantics(config, source, lines))
+        # Check the rest too, so that every problem is reported in one go.
+        config = ProjectConfig.model_validate({k: v for k, v in data.items() if k not in bad_fields})
+    problems.extend(_check_semantics(config, source, lines))
     if problems:
         listing = "\n".join(f"  - {p}" for p in problems)
         raise LfWrapError(f"{len(problems)} problem{'s' * (len(problems) != 1)} in the settings:\n{listing}")
-    assert config is not None
     return config
 
 
@@ -239,7 +240,7 @@ def _check_semantics(config: ProjectConfig, source: str, lines: dict[str, int]) 
         )
     for block in ("train", "export"):
         values: dict[str, Any] = getattr(config, block)
-        valid = schema.keys(block)
+        valid = schema.arguments(block)
         for key, value in list(values.items()):
             where = _where(source, lines, f"{block}.{key}")
             if key in DERIVED_KEYS:
@@ -248,7 +249,7 @@ def _check_semantics(config: ProjectConfig, source: str, lines: dict[str, int]) 
             if key not in valid:
                 other = "export" if block == "train" else "train"
                 hint = schema.suggest(key, set(valid))
-                if key in schema.keys(other):
+                if key in schema.arguments(other):
                     hint = f"it is an {other} key: put it under `{other}:`"
                 problems.append(f"{where}: not a LLaMA-Factory {block} argument" + (f"; {hint}" if hint else ""))
                 continue

@@ -86,6 +86,9 @@ def build(out_dir: Path, datasets_dir: Path, seed: int = 0, spec: TinySpec = Tin
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     files = corpus_files(datasets_dir)
     texts = list(_corpus_texts(files))

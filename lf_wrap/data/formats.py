@@ -17,6 +17,7 @@ from lf_wrap.errors import LfWrapError
 Formatting = Literal["alpaca", "sharegpt", "openai"]
 FORMATS = ("alpaca", "sharegpt", "openai", "preference")
 FormatName = Literal["alpaca", "sharegpt", "openai", "preference"]
+Style = Literal["alpaca", "sharegpt", "openai"]
 
 COLUMN_NAMES = (
     "prompt", "query", "response", "history", "messages", "system", "tools",
@@ -126,12 +127,22 @@ def spec_from_entry(entry: dict[str, Any], where: str) -> Spec:
     return Spec(formatting=formatting, ranking=ranking, columns=columns, tags=tags)
 
 
-def base_entry(fmt: FormatName, *, sharegpt_ranking: bool = False) -> dict[str, Any]:
-    """The fullest dataset_info.json entry for a user-facing format (before pruning)."""
+def base_entry(fmt: FormatName, *, style: Style = "alpaca") -> dict[str, Any]:
+    """The fullest dataset_info.json entry for a user-facing format (before pruning).
+
+    `style` only matters for "preference": pairs in alpaca style (instruction + chosen +
+    rejected strings), sharegpt style or OpenAI style (a conversation + chosen/rejected
+    message objects).
+    """
     if fmt == "alpaca":
         return {"columns": {"prompt": "instruction", "query": "input", "response": "output",
                             "system": "system", "history": "history"}}  # fmt: skip
-    if fmt == "preference" and not sharegpt_ranking:
+    if fmt == "preference" and style == "openai":
+        return {"formatting": "sharegpt", "ranking": True,
+                "columns": {"messages": "messages", "system": "system", "tools": "tools",
+                            "chosen": "chosen", "rejected": "rejected"},
+                "tags": dict(OPENAI_TAGS)}  # fmt: skip
+    if fmt == "preference" and style == "alpaca":
         return {"ranking": True, "columns": {"prompt": "instruction", "query": "input",
                                              "chosen": "chosen", "rejected": "rejected", "system": "system"}}  # fmt: skip
     if fmt in ("sharegpt", "preference"):
@@ -145,25 +156,21 @@ def base_entry(fmt: FormatName, *, sharegpt_ranking: bool = False) -> dict[str, 
             "tags": dict(OPENAI_TAGS)}  # fmt: skip
 
 
-def spec_for_format(fmt: FormatName, *, sharegpt_ranking: bool = False) -> Spec:
-    return spec_from_entry(base_entry(fmt, sharegpt_ranking=sharegpt_ranking), where=f"<{fmt} format>")
+def spec_for_format(fmt: FormatName, *, style: Style = "alpaca") -> Spec:
+    return spec_from_entry(base_entry(fmt, style=style), where=f"<{fmt} format>")
 
 
-def detect_format(row: Any) -> tuple[FormatName, bool] | None:
-    """Guess the user-facing format from one row; (format, sharegpt_ranking) or None."""
+def detect_format(row: Any) -> tuple[FormatName, Style] | None:
+    """Guess the user-facing format from one row: (format, style) or None."""
     if not isinstance(row, dict):
         return None
-    messages = row.get("messages")
-    if isinstance(messages, list) and messages and isinstance(messages[0], dict) and "role" in messages[0]:
-        return "openai", False
-    if "conversations" in row:
-        if "chosen" in row and "rejected" in row:
-            return "preference", True
-        return "sharegpt", False
-    if "chosen" in row and "rejected" in row:
-        return "preference", False
-    if "instruction" in row or "output" in row:
-        return "alpaca", False
+    pair = "chosen" in row and "rejected" in row
     if "messages" in row:
-        return "openai", False
+        return ("preference", "openai") if pair else ("openai", "openai")
+    if "conversations" in row:
+        return ("preference", "sharegpt") if pair else ("sharegpt", "sharegpt")
+    if pair:
+        return "preference", "alpaca"
+    if "instruction" in row or "output" in row:
+        return "alpaca", "alpaca"
     return None

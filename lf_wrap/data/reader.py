@@ -51,9 +51,10 @@ def _line_at(raw: bytes, pos: int) -> int:
 
 
 def _describe_json_error(err: json.JSONDecodeError) -> str:
-    msg = err.msg
-    # orjson's messages sometimes repeat the position; keep them short.
-    return msg.split(": line ")[0]
+    msg = err.msg.split(": line ")[0]
+    if msg.endswith(" at"):  # "Unterminated string starting at" (the position is printed before)
+        msg = msg[:-3] + " here"
+    return msg
 
 
 class DatasetFile:
@@ -152,7 +153,7 @@ class DatasetFile:
         try:
             json.loads(text)
         except json.JSONDecodeError as err:
-            truncated = err.pos >= len(text.rstrip())
+            truncated = err.pos >= len(text.rstrip()) or not text.rstrip().endswith("]")
             raise DatasetFileError(
                 f"{self.path}:{err.lineno}:{err.colno}: invalid JSON: {_describe_json_error(err)}"
                 + (" (the file ends early: is it truncated?)" if truncated else ""),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from lf_wrap.data.formats import FormatName, spec_from_entry
+from lf_wrap.data.formats import DEFAULT_TAGS, FormatName, spec_from_entry
 from lf_wrap.data.validate import MAX_LISTED, Report, validate_file, validate_with_spec
 from lf_wrap.errors import LfWrapError
 from lf_wrap.files import atomic_write, locked, remove_stale_temps
@@ -138,8 +138,7 @@ def build_entry(report: Report, file_name: str) -> dict[str, Any]:
     if spec.formatting == "alpaca" and spec.ranking:
         columns.pop("response", None)
     context: dict[str, Any] = {"file_name": file_name, "columns": columns, "formatting": spec.formatting}
-    if fmt == "openai":
-        context["tags"] = {k: v for k, v in spec.tags.items() if v}
+    context["tags"] = {k: v for k, v in spec.tags.items() if v} if spec.tags != DEFAULT_TAGS else None
     return render_json(f"dataset_info/{fmt}.json.j2", context)
 
 
@@ -187,7 +186,7 @@ def register(
         old = info.get(name)
         if old == entry and (not must_copy or _same_bytes(file, target)):
             return Registration(name, "unchanged", entry, info_path, target, False, report)
-        if old is not None and not force:
+        if old is not None and old != entry and not force:
             raise LfWrapError(
                 f"{info_path}: a different entry named {name!r} exists: {json.dumps(old, ensure_ascii=False)}",
                 hint="pick another --name, or pass --force to replace it",

@@ -428,11 +428,11 @@ def resolve_format(head: list[Row | BadRow], fmt: str, display: str) -> tuple[Fo
                 f"{display}: cannot tell the dataset format from its first row (keys: {keys})",
                 hint="pass --format alpaca|sharegpt|openai|preference",
             )
-        name, sharegpt_ranking = detected
+        name, style = detected
     else:
         name = fmt  # type: ignore[assignment]
-        sharegpt_ranking = name == "preference" and detected == ("preference", True)
-    return name, spec_for_format(name, sharegpt_ranking=sharegpt_ranking)
+        style = detected[1] if detected and name == "preference" else "alpaca"
+    return name, spec_for_format(name, style=style)
 
 
 def validate_file(path: Path, fmt: str = "auto", display: str | None = None, max_listed: int = MAX_LISTED) -> Report:

@@ -23,7 +23,7 @@ def schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text())
 
 
-def keys(group: str | None = None) -> dict[str, dict[str, Any]]:
+def arguments(group: str | None = None) -> dict[str, dict[str, Any]]:
     all_keys: dict[str, dict[str, Any]] = schema()["keys"]
     if group is None:
         return all_keys
@@ -45,7 +45,7 @@ class CoerceError(ValueError):
 
 def coerce(key: str, value: Any) -> Any:
     """Convert `value` (from YAML or a --set string) to the type LLaMA-Factory expects."""
-    info = keys()[key]
+    info = arguments()[key]
     kind = info["type"]
     if value is None:
         if info.get("nullable") or kind == "any":
@@ -102,7 +102,7 @@ def coerce(key: str, value: Any) -> Any:
 
 def parse_cli_value(key: str, raw: str) -> Any:
     """A --set value: strings stay verbatim for string keys, else read as YAML."""
-    info = keys().get(key)
+    info = arguments().get(key)
     if info is not None and info["type"] == "str":
         return raw
     try:

@@ -1,0 +1,71 @@
+"""The command line as a whole: fast start, help texts, error conventions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from lf_wrap.cli import main
+
+HEAVY = ("torch", "transformers", "vllm", "llamafactory", "tokenizers", "openai")
+
+
+def test_help_does_not_import_heavy_packages():
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from lf_wrap.cli import main\n"
+        "r = CliRunner().invoke(main, ['--help'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "for sub in (['data', '--help'], ['data', 'validate', '--help'], ['render', '--help'], ['model', '--help']):\n"
+        "    assert CliRunner().invoke(main, sub).exit_code == 0\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_validate_does_not_import_heavy_packages(tmp_path):
+    data = tmp_path / "d.json"
+    data.write_text('[{"instruction": "q", "output": "a"}]')
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from lf_wrap.cli import main\n"
+        f"r = CliRunner().invoke(main, ['data', 'validate', {str(data)!r}])\n"
+        "assert r.exit_code == 0, r.output\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def _commands(group, prefix=()):
+    for name, cmd in group.commands.items():
+        yield (*prefix, name)
+        if hasattr(cmd, "commands"):
+            yield from _commands(cmd, (*prefix, name))
+
+
+@pytest.mark.parametrize("path", list(_commands(main)), ids=" ".join)
+def test_every_command_has_help(run, path):
+    result = run(*path, "--help")
+    assert result.exit_code == 0
+    assert "Usage: " in result.stdout
+
+
+def test_usage_errors_exit_2_with_a_message(run):
+    result = run("data", "validate")
+    assert result.exit_code == 2
+    assert "give a FILE to check (or --dataset-dir DIR --name NAME)" in result.stderr
+    result = run("data", "validate", "--name", "x")
+    assert result.exit_code == 2
+    assert "--dataset-dir and --name go together" in result.stderr
+
+
+def test_console_script_runs(tmp_path):
+    exe = __import__("shutil").which("lf-wrap") or str(__import__("pathlib").Path(sys.executable).parent / "lf-wrap")
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("lf-wrap, version ")
