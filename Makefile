@@ -16,7 +16,10 @@ DEMO_MODEL   := models/tiny-qwen2
 DEMO_DATA    := datasets/magic_conch.json
 DATASET_DIR  := data
 
-.PHONY: setup test lint demo render clean
+TRAIN_VENV  := .venvs/train
+TRAIN_STAMP := $(TRAIN_VENV)/.lf-wrap-installed
+
+.PHONY: setup setup-train test lint demo render finetune export clean
 
 ## setup: create .venv and install lf-wrap with everything its tests need (idempotent)
 setup: $(STAMP)
@@ -31,8 +34,16 @@ $(STAMP): pyproject.toml requirements/dev.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
+## setup-train: the training environment (.venvs/train) with LLaMA-Factory; see requirements/train.lock
+setup-train: $(TRAIN_STAMP)
+
+$(TRAIN_STAMP): requirements/train.lock
+	@test -x $(TRAIN_VENV)/bin/python || $(PYTHON) -m venv $(TRAIN_VENV)
+	$(TRAIN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/train.lock
+	@touch $@
+
 ## test: the whole test suite (CPU only; gpu/network tests are opt-in markers)
-test: setup
+test: setup setup-train
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## lint: ruff
@@ -40,15 +51,25 @@ lint: setup
 	$(PY) -m ruff check lf_wrap tests
 	$(PY) -m ruff format --check lf_wrap tests
 
-## demo: tiny model -> validate -> register -> render the LLaMA-Factory configs
-demo: setup
+## demo: tiny model -> validate -> register -> train -> export (the whole pipeline on the demo)
+demo: setup setup-train
 	$(LFW) model tiny $(DEMO_MODEL)
 	$(LFW) data validate $(DEMO_DATA)
 	$(LFW) data register $(DEMO_DATA) --name magic_conch --dataset-dir $(DATASET_DIR)
 	$(LFW) data stats $(DEMO_DATA) --tokenizer $(DEMO_MODEL) --cutoff-len 256
-	$(LFW) render train $(CONFIG_ARG)
-	$(LFW) render export $(CONFIG_ARG)
-	@echo "demo done: model in $(DEMO_MODEL)/, dataset registered in $(DATASET_DIR)/dataset_info.json"
+	$(LFW) train $(CONFIG_ARG) --overwrite
+	$(LFW) export $(CONFIG_ARG) --overwrite
+	@echo "demo done: model $(DEMO_MODEL)/, dataset $(DATASET_DIR)/dataset_info.json, run runs/magic-conch/ (merged model in runs/magic-conch/merged)"
+
+## finetune: lf-wrap train with CONFIG (default: the demo settings; the demo model and data are prepared if missing)
+finetune: setup setup-train
+	$(if $(CONFIG),,$(LFW) model tiny $(DEMO_MODEL))
+	$(if $(CONFIG),,$(LFW) data register $(DEMO_DATA) --name magic_conch --dataset-dir $(DATASET_DIR))
+	$(LFW) train $(CONFIG_ARG) $(ARGS)
+
+## export: merge the run's adapter (lf-wrap export) with CONFIG
+export: setup setup-train
+	$(LFW) export $(CONFIG_ARG) $(ARGS)
 
 ## render: print the train YAML for CONFIG (default: demo settings)
 render: setup

@@ -296,5 +296,88 @@ def render(what: str | None, config_file: Path | None, sets: tuple[str, ...], li
     click.echo(rendered.text, nl=False)
 
 
+# -- train / export ----------------------------------------------------------------------
+@main.command()
+@_config_options
+@click.option("--resume", is_flag=True, help="Continue the run from its last checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Start the run over, deleting its output.")
+@click.option("--dry-run", is_flag=True, help="Check everything, print the YAML and the command, run nothing.")
+@click.option("--no-template-check", is_flag=True, help="Skip the train/serve chat-template agreement check.")
+@json_option
+def train(config_file: Path | None, sets: tuple[str, ...], resume: bool, overwrite: bool, dry_run: bool,
+          no_template_check: bool, as_json: bool) -> None:  # fmt: skip
+    """Fine-tune with `llamafactory-cli train` (LoRA, QLoRA or full).
+
+    \b
+    Before the engine starts, lf-wrap checks: the model folder (config, weights,
+    tokenizer), every dataset (registered and valid, row by row), the settings (keys and
+    types), the run folder (no accidental overwrite), and that the chat template the model
+    will be served with renders what LLaMA-Factory trains on.
+
+    \b
+    Examples:
+      lf-wrap train                                  # demo settings / ./lf-wrap.yaml
+      lf-wrap train --set num_train_epochs=3 --set run_name=try2
+      lf-wrap train --dry-run
+    """
+    from lf_wrap.config import load_project
+    from lf_wrap.train import execute, plan
+
+    project = load_project(config_file, sets)
+    p = plan(project, resume=resume, overwrite=overwrite, template_check=not no_template_check and not dry_run,
+             need_engine=not dry_run)  # fmt: skip
+    if dry_run:
+        click.echo(p.rendered.text, nl=False)
+        from lf_wrap.process import shell_line
+
+        click.echo(f"# would run: {shell_line(p.command)}", err=True)
+        return
+    if p.probe:
+        check = p.probe["template_check"]
+        click.echo(
+            f"template check: {check['template']!r} and the model's chat template agree ({check['status']})", err=True
+        )
+    for note in p.notes:
+        click.echo(note, err=True)
+    result = execute(p, as_json=as_json)
+    if as_json:
+        click.echo(json.dumps({"event": "done", **result}, ensure_ascii=False))
+    else:
+        loss = result.get("final_loss")
+        click.echo(f"trained {p.run.name} in {result['duration_s']:.0f} s"
+                   + (f", final loss {loss:.4f}" if loss is not None else "")
+                   + f"; adapter in {p.run.output}")  # fmt: skip
+
+
+@main.command()
+@_config_options
+@click.option("--overwrite", is_flag=True, help="Replace an existing merged model.")
+@click.option("--dry-run", is_flag=True, help="Print the export YAML and the command, run nothing.")
+@json_option
+def export(config_file: Path | None, sets: tuple[str, ...], overwrite: bool, dry_run: bool, as_json: bool) -> None:
+    """Merge the run's LoRA adapter into the base model (`llamafactory-cli export`).
+
+    The merged model is written to runs/<run_name>/merged and checked (weights, config,
+    tokenizer, chat template) before lf-wrap reports success.
+    """
+    from lf_wrap.config import load_project
+    from lf_wrap.export import execute, plan
+
+    project = load_project(config_file, sets)
+    p = plan(project, overwrite=overwrite, need_engine=not dry_run)
+    if dry_run:
+        if p.rendered is not None:
+            click.echo(p.rendered.text, nl=False)
+            from lf_wrap.process import shell_line
+
+            click.echo(f"# would run: {shell_line(p.command)}", err=True)
+        return
+    result = execute(p)
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    elif result["merged"]:
+        click.echo(f"exported {result['model']} in {result['duration_s']:.0f} s")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -37,18 +37,20 @@ DERIVED_KEYS = {
 }
 
 DEMO_TRAIN: dict[str, Any] = {
-    # Small enough to memorise the demo dataset on 2 CPU cores in about a minute.
-    "lora_rank": 16,
-    "lora_alpha": 32,
-    "learning_rate": 5.0e-3,
-    "num_train_epochs": 30.0,
+    # Measured on 2 CPU cores: the tiny model memorises the 56-row demo set (loss ~0.15,
+    # 48/56 answers reproduced exactly after merging) in ~40 s. Rank 64 is near full rank
+    # for hidden 128; rank 16 or a higher learning rate plateau at a loss of ~6.
+    "lora_rank": 64,
+    "lora_alpha": 64,
+    "learning_rate": 3.0e-3,
+    "num_train_epochs": 100.0,
     "per_device_train_batch_size": 8,
     "gradient_accumulation_steps": 1,
     "lr_scheduler_type": "constant",
     "warmup_ratio": 0.0,
     "cutoff_len": 256,
-    "logging_steps": 5,
-    "save_steps": 100000,
+    "logging_steps": 10,
+    "save_steps": 200,
     "bf16": False,
     "use_cpu": True,
 }
@@ -67,6 +69,7 @@ class ProjectConfig(BaseModel):
     datasets: list[str] = Field(default_factory=lambda: ["magic_conch"])
     dataset_dir: str = "data"
     runs_dir: str = "runs"
+    llamafactory_cli: str | None = None  # default: .venvs/train, then PATH
     train: dict[str, Any] = Field(default_factory=lambda: dict(DEMO_TRAIN))
     export: dict[str, Any] = Field(default_factory=dict)
 

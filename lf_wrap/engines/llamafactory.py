@@ -1,0 +1,129 @@
+"""LLaMA-Factory as an engine: where it is, how to call it, what it writes.
+
+lf-wrap never imports LLaMA-Factory: training needs its own Python environment (its
+transformers pin differs from vLLM's), so lf-wrap finds `llamafactory-cli` and runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lf_wrap.errors import ExternalError, LfWrapError
+
+ENV_VAR = "LF_WRAP_LLAMAFACTORY_CLI"
+DEFAULT_VENV = Path(".venvs") / "train"
+PROBE = Path(__file__).with_name("llamafactory_probe.py")
+INSTALL_HINT = (
+    "install it with `make setup-train` (a .venvs/train environment), or `pip install llamafactory==0.9.5` "
+    f"in its own virtual environment and point {ENV_VAR} (or `llamafactory_cli:` in lf-wrap.yaml) "
+    "at its llamafactory-cli"
+)
+
+
+def _source_checkout() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class LlamaFactory:
+    cli: Path
+
+    @property
+    def python(self) -> Path:
+        return self.cli.parent / "python"
+
+    @classmethod
+    def find(cls, configured: str | None = None, project_root: Path | None = None) -> LlamaFactory:
+        """Config/env setting, then the project's .venvs/train, then PATH."""
+        explicit = configured or os.environ.get(ENV_VAR)
+        if explicit:
+            path = Path(explicit).expanduser()
+            if not (path.is_file() and os.access(path, os.X_OK)):
+                raise LfWrapError(
+                    f"llamafactory-cli not found at {path} (from {ENV_VAR} or llamafactory_cli)", hint=INSTALL_HINT
+                )
+            return cls(path.absolute())
+        for root in dict.fromkeys(p for p in (project_root, Path.cwd(), _source_checkout()) if p is not None):
+            candidate = root / DEFAULT_VENV / "bin" / "llamafactory-cli"
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return cls(candidate.absolute())
+        found = shutil.which("llamafactory-cli")
+        if found:
+            return cls(Path(found).absolute())
+        raise LfWrapError("llamafactory-cli not found (LLaMA-Factory is not installed)", hint=INSTALL_HINT)
+
+    def command(self, action: str, config: Path) -> list[str]:
+        return [str(self.cli), action, str(config)]
+
+    def env(self, *, offline: bool) -> dict[str, str]:
+        """The child's environment: the user's, plus quiet/offline-safe defaults."""
+        env = dict(os.environ)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        env.setdefault("DISABLE_VERSION_CHECK", "1")
+        env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        env.setdefault("WANDB_DISABLED", "true")
+        if offline:
+            env.setdefault("HF_HUB_OFFLINE", "1")
+            env.setdefault("TRANSFORMERS_OFFLINE", "1")
+        # The engine's own bin/ first, so its torchrun is the one LLaMA-Factory launches.
+        env["PATH"] = f"{self.cli.parent}{os.pathsep}{env.get('PATH', '')}"
+        return env
+
+    def probe(self, model_dir: Path, template: str, timeout_s: float = 300.0) -> dict[str, Any]:
+        """Versions + template agreement, computed by LLaMA-Factory's own code."""
+        if not self.python.exists():
+            raise LfWrapError(
+                f"{self.python}: no Python beside {self.cli}",
+                hint="pass --no-template-check, or install with make setup-train",
+            )
+        # -I and -c: no script folder on sys.path (it holds this module, named like the package).
+        cmd = [str(self.python), "-I", "-c", PROBE.read_text(encoding="utf-8"), str(model_dir), template]
+        try:
+            done = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout_s, env=self.env(offline=True), check=False
+            )
+        except subprocess.TimeoutExpired as err:
+            raise ExternalError(f"the LLaMA-Factory template check took over {timeout_s:.0f} s") from err
+        if done.returncode != 0:
+            last = "\n".join(done.stderr.strip().splitlines()[-8:])
+            raise ExternalError(
+                f"the LLaMA-Factory template check failed:\n{last}", hint="pass --no-template-check to skip it"
+            )
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def read_trainer_log(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """New complete lines of LLaMA-Factory's trainer_log.jsonl since `offset`."""
+    if not path.exists():
+        return [], offset
+    with path.open("rb") as f:
+        f.seek(offset)
+        data = f.read()
+    end = data.rfind(b"\n")
+    if end == -1:
+        return [], offset
+    entries = []
+    for line in data[: end + 1].splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            continue
+    return entries, offset + end + 1
+
+
+def last_checkpoint(output_dir: Path) -> Path | None:
+    best: tuple[int, Path] | None = None
+    for p in output_dir.glob("checkpoint-*"):
+        try:
+            step = int(p.name.split("-", 1)[1])
+        except ValueError:
+            continue
+        if p.is_dir() and (best is None or step > best[0]):
+            best = (step, p)
+    return best[1] if best else None

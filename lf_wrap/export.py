@@ -1,0 +1,118 @@
+"""`lf-wrap export`: merge the run's LoRA adapter into its base model with
+`llamafactory-cli export`, then check the result before calling it a success."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from lf_wrap.config import Project, render_export
+from lf_wrap.engines.llamafactory import LlamaFactory
+from lf_wrap.errors import ExternalError, LfWrapError
+from lf_wrap.files import atomic_write
+from lf_wrap.models import check_model_dir, has_chat_template, missing_parts
+from lf_wrap.process import run_logged, shell_line, tail
+from lf_wrap.render import Rendered
+from lf_wrap.runs import RunFolder, now, sha256_file
+from lf_wrap.train import resolve_model
+
+
+@dataclass
+class ExportPlan:
+    project: Project
+    run: RunFolder
+    rendered: Rendered | None
+    command: list[str]
+    engine: LlamaFactory | None
+    overwrite: bool
+    full: bool  # a full fine-tune: nothing to merge, only verify
+
+
+def plan(project: Project, *, overwrite: bool = False, need_engine: bool = True) -> ExportPlan:
+    run = RunFolder(project.run_dir.resolve())
+    if project.config.method == "full":
+        check_model_dir(run.output, "trained model (full fine-tune)")
+        return ExportPlan(project, run, None, [], None, overwrite, full=True)
+    resolve_model(project)
+    if not (run.output / "adapter_config.json").exists():
+        raise LfWrapError(
+            f"{run.output}: no LoRA adapter (adapter_config.json) to merge",
+            hint="train first: lf-wrap train  (or pick the run with --set run_name=NAME)",
+        )
+    if run.merged.exists() and any(run.merged.iterdir()) and not overwrite:
+        raise LfWrapError(f"{run.merged}: already holds an exported model", hint="pass --overwrite to export again")
+    engine = LlamaFactory.find(project.config.llamafactory_cli, project.root) if need_engine else None
+    rendered = render_export(project, command=f"lf-wrap export  (llamafactory-cli export {run.export_yaml})")
+    cli = str(engine.cli) if engine else "llamafactory-cli"
+    return ExportPlan(project, run, rendered, [cli, "export", str(run.export_yaml)], engine, overwrite, full=False)
+
+
+def verify(path: Any) -> dict[str, Any]:
+    """What a served model needs: weights, config, tokenizer, chat template."""
+    missing = missing_parts(path)
+    if not has_chat_template(path):
+        missing.append("chat template")
+    if missing:
+        raise ExternalError(f"the exported model in {path} is incomplete: missing {', '.join(missing)}")
+    config = json.loads((path / "config.json").read_text())
+    weights = sorted(path.glob("*.safetensors"))
+    return {
+        "path": str(path),
+        "model_type": config.get("model_type"),
+        "architectures": config.get("architectures"),
+        "weights": [{"file": w.name, "bytes": w.stat().st_size, "sha256": sha256_file(w)} for w in weights],
+        "chat_template": True,
+    }
+
+
+def execute(p: ExportPlan) -> dict[str, Any]:
+    run = p.run
+    if p.full:
+        facts = verify(run.output)
+        run.record("export", {"status": "succeeded", "kind": "full fine-tune: verified, nothing to merge", **facts})
+        click.echo(f"method full: nothing to merge; verified the trained model in {run.output}", err=True)
+        return {"model": str(run.output), "merged": False, **facts}
+    assert p.engine is not None and p.rendered is not None
+    if p.overwrite and run.merged.exists():
+        shutil.rmtree(run.merged)
+    atomic_write(run.export_yaml, p.rendered.text)
+    line = shell_line(p.command)
+    click.echo(f"$ {line}", err=True)
+    started = now()
+    run.record(
+        "export",
+        {
+            "status": "running",
+            "started": started,
+            "ended": None,
+            "command": p.command,
+            "config_file": str(run.export_yaml),
+            "config": p.rendered.values,
+        },
+    )
+    click.echo("export: merging the adapter into the base model ...", err=True)
+    outcome = run_logged(
+        p.command, run.export_log, env=p.engine.env(offline=True), cwd=run.root, header=f"# {started} $ {line}\n"
+    )
+    base = {"ended": now(), "duration_s": round(outcome.duration_s, 2), "exit_code": outcome.returncode}
+    if outcome.interrupted:
+        run.record("export", {**base, "status": "interrupted", "interrupted_by": outcome.interrupted})
+        raise ExternalError(f"export interrupted ({outcome.interrupted})", hint=f"log: {run.export_log}")
+    if outcome.returncode != 0:
+        run.record("export", {**base, "status": "failed"})
+        raise ExternalError(
+            f"llamafactory-cli export failed (exit {outcome.returncode}). Last lines of {run.export_log}:\n"
+            + tail(run.export_log, 20),
+            hint=f"full log: {run.export_log}",
+        )
+    try:
+        facts = verify(run.merged)
+    except ExternalError:
+        run.record("export", {**base, "status": "failed", "reason": "incomplete export"})
+        raise
+    run.record("export", {**base, "status": "succeeded", **facts})
+    return {"model": str(run.merged), "merged": True, **base, **facts}

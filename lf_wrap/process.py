@@ -1,0 +1,132 @@
+"""Run an engine as a child process: argument list (never a shell), output to a log file,
+Ctrl-C / SIGTERM forwarded to the child's whole process group, nothing left behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+GRACE_S = 10.0
+
+
+@dataclass
+class Outcome:
+    returncode: int
+    interrupted: str | None  # "SIGINT" / "SIGTERM" when the user stopped it
+    duration_s: float
+
+
+def shell_line(cmd: list[str], env_changes: Mapping[str, str] | None = None) -> str:
+    """How to type the command in a shell (for printing and logs only; never executed)."""
+    prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env_changes or {}).items())
+    line = " ".join(shlex.quote(c) for c in cmd)
+    return f"{prefix} {line}" if prefix else line
+
+
+def _kill_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _forward_signals(on_signal: Callable[[int], None]) -> Iterator[None]:
+    previous: dict[int, object] = {}
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        on_signal(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError):  # not the main thread (e.g. inside some test runners)
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
+
+
+def run_logged(
+    cmd: list[str],
+    log_path: Path,
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    on_poll: Callable[[], None] | None = None,
+    poll_s: float = 0.5,
+    header: str = "",
+) -> Outcome:
+    """Run `cmd`, appending its output to `log_path`; returns when it and its children are gone."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    stopped: list[int] = []
+    start = time.monotonic()
+    with log_path.open("ab") as log:
+        if header:
+            log.write(header.encode())
+            log.flush()
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=dict(env),
+            start_new_session=True,  # its own process group: signals reach every child
+        )
+        pgid = proc.pid
+
+        def on_signal(signum: int) -> None:
+            stopped.append(signum)
+            _kill_group(pgid, signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+
+        with _forward_signals(on_signal):
+            deadline: float | None = None
+            while True:
+                try:
+                    proc.wait(timeout=poll_s)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if on_poll is not None:
+                    on_poll()
+                if stopped and deadline is None:
+                    deadline = time.monotonic() + GRACE_S
+                if deadline is not None and time.monotonic() > deadline:
+                    _kill_group(pgid, signal.SIGKILL)
+            if on_poll is not None:
+                on_poll()
+        # The engine is gone; make sure its workers are too (dataloader, torchrun children).
+        if _group_alive(pgid):
+            _kill_group(pgid, signal.SIGTERM)
+            end = time.monotonic() + 3
+            while _group_alive(pgid) and time.monotonic() < end:
+                time.sleep(0.1)
+            _kill_group(pgid, signal.SIGKILL)
+    interrupted = signal.Signals(stopped[0]).name if stopped else None
+    return Outcome(proc.returncode, interrupted, time.monotonic() - start)
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    if not path.exists():
+        return ""
+    with path.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 64 * 1024))
+        data = f.read().decode("utf-8", "replace")
+    return "\n".join(data.splitlines()[-lines:])

@@ -1,0 +1,250 @@
+"""`lf-wrap train`: check everything that can be checked, then run `llamafactory-cli train`.
+
+Order matters: model folder, datasets (registered and valid), run folder state and the
+chat-template agreement are all checked before the engine loads a model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lf_wrap.config import Project, render_train
+from lf_wrap.data.registry import INFO_NAME, entry_file, lookup, read_info, validate_entry
+from lf_wrap.engines.llamafactory import LlamaFactory, last_checkpoint, read_trainer_log
+from lf_wrap.errors import ExternalError, LfWrapError
+from lf_wrap.files import atomic_write
+from lf_wrap.models import check_model_dir
+from lf_wrap.process import run_logged, shell_line, tail
+from lf_wrap.progress import Progress
+from lf_wrap.render import Rendered
+from lf_wrap.runs import RunFolder, now, sha256_file
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+
+
+@dataclass
+class TrainPlan:
+    project: Project
+    run: RunFolder
+    rendered: Rendered
+    command: list[str]
+    datasets: list[dict[str, Any]]
+    model_dir: Path
+    engine: LlamaFactory | None
+    resume_from: Path | None = None
+    overwrite: bool = False
+    probe: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_model(project: Project) -> Path:
+    ref = project.config.model
+    local = project.path(ref)
+    if local.exists() or not HUB_ID.match(ref):
+        check_model_dir(local, "model")
+        return local.resolve()
+    raise LfWrapError(
+        f"model {ref!r} is not a local folder ({local} does not exist)",
+        hint=f"download it first: lf-wrap model pull {ref}   (then set `model:` to the path it prints)",
+    )
+
+
+def check_datasets(project: Project) -> list[dict[str, Any]]:
+    """Every dataset registered and valid; all problems reported at once."""
+    dataset_dir = project.path(project.config.dataset_dir)
+    info = read_info(dataset_dir)
+    facts: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for name in project.config.datasets:
+        try:
+            path = entry_file(dataset_dir, name, lookup(info, dataset_dir, name))
+            report = validate_entry(dataset_dir, name, max_listed=10)
+        except LfWrapError as err:
+            problems.append(str(err))
+            continue
+        if not report.ok:
+            problems.extend(report.lines())
+            continue
+        facts.append(
+            {
+                "name": name,
+                "file": str(path.resolve()),
+                "sha256": sha256_file(path),
+                "rows": report.rows,
+                "formatting": report.spec.formatting,
+                "ranking": report.spec.ranking,
+            }
+        )
+    if problems:
+        raise LfWrapError(
+            "datasets are not ready for training:\n" + "\n".join(f"  {p}" for p in problems),
+            hint=f"fix them, then register again with `lf-wrap data register … --dataset-dir {dataset_dir}`",
+        )
+    return facts
+
+
+def template_mismatch_message(check: dict[str, Any], model_dir: Path) -> str:
+    return (
+        f"the chat template LLaMA-Factory trains with ({check['template']!r}) and the model's own chat template "
+        "(used by vLLM at serving time) give different prompts for the same message:\n"
+        f"  training ({check['template']}):\n    {check['train_prompt']!r}\n"
+        f"  serving ({model_dir}):\n    {check.get('serve_prompt')!r}\n"
+        "A model served this way answers from a prompt it never saw in training."
+    )
+
+
+TEMPLATE_FIXES = (
+    "choose the LLaMA-Factory template that matches the model (`template:` in lf-wrap.yaml), "
+    "or make the default system prompts agree (--set default_system=...), "
+    "or pass --no-template-check if you will serve with your own chat template"
+)
+
+
+def plan(
+    project: Project,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    template_check: bool = True,
+    need_engine: bool = True,
+) -> TrainPlan:
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite contradict each other")
+    model_dir = resolve_model(project)
+    datasets = check_datasets(project)
+    run = RunFolder(project.run_dir.resolve())
+    extra: dict[str, Any] = {}
+    resume_from: Path | None = None
+    has_output = run.output.exists() and any(run.output.iterdir())
+    if resume:
+        resume_from = last_checkpoint(run.output) if run.output.exists() else None
+        if resume_from is None:
+            raise LfWrapError(
+                f"{run.output}: no checkpoint to resume from",
+                hint="checkpoints are saved every `save_steps`; start a new run without --resume",
+            )
+        extra["resume_from_checkpoint"] = str(resume_from)
+    elif has_output and not overwrite:
+        raise LfWrapError(
+            f"{run.root} already holds a training run",
+            hint="pass --resume to continue it, --overwrite to start over, or --set run_name=NEW for a new run",
+        )
+    if overwrite:
+        extra["overwrite_output_dir"] = True
+    if extra:
+        project.config.train = {**project.config.train, **extra}
+    engine = LlamaFactory.find(project.config.llamafactory_cli, project.root) if need_engine else None
+    rendered = render_train(project, command=f"lf-wrap train  (llamafactory-cli train {run.train_yaml})")
+    cli = str(engine.cli) if engine else "llamafactory-cli"
+    command = [cli, "train", str(run.train_yaml)]
+    p = TrainPlan(project, run, rendered, command, datasets, model_dir, engine, resume_from, overwrite)
+    if template_check and engine is not None:
+        probe = engine.probe(model_dir, project.config.template)
+        p.probe = probe
+        check = probe["template_check"]
+        if check["status"] == "mismatch":
+            raise LfWrapError(template_mismatch_message(check, model_dir), hint=TEMPLATE_FIXES)
+        if check["status"] == "no_chat_template":
+            p.notes.append(
+                f"warning: {model_dir} has no chat template; "
+                f"LLaMA-Factory's export will write its {check['template']!r} template"
+            )
+    return p
+
+
+def execute(p: TrainPlan, *, as_json: bool = False) -> dict[str, Any]:
+    assert p.engine is not None
+    run = p.run
+    if p.overwrite:
+        for path in (run.output, run.merged):
+            if path.exists():
+                shutil.rmtree(path)
+        run.train_log.unlink(missing_ok=True)
+    run.root.mkdir(parents=True, exist_ok=True)
+    atomic_write(run.train_yaml, p.rendered.text)
+    env = p.engine.env(offline=True)
+    line = shell_line(p.command)
+    click.echo(f"$ {line}", err=True)
+    probe = p.probe
+    started = now()
+    run.record(
+        "train",
+        {
+            "status": "running",
+            "started": started,
+            "ended": None,
+            "command": p.command,
+            "cwd": str(run.root),
+            "config_file": str(run.train_yaml),
+            "config_sha256": sha256_file(run.train_yaml),
+            "config": p.rendered.values,
+            "template": p.rendered.template,
+            "model": {"path": str(p.model_dir), "config_sha256": sha256_file(p.model_dir / "config.json")},
+            "datasets": p.datasets,
+            "engine": {"cli": str(p.engine.cli), **((probe or {}).get("versions") or {})},
+            "template_check": (probe or {}).get("template_check"),
+            "resumed_from": str(p.resume_from) if p.resume_from else None,
+        },
+    )
+    progress = Progress.choose(as_json, "train")
+    log_path = run.output / "trainer_log.jsonl"
+    offset = 0 if not p.resume_from else (log_path.stat().st_size if log_path.exists() else 0)
+    state = {"offset": offset}
+
+    def poll() -> None:
+        entries, state["offset"] = read_trainer_log(log_path, state["offset"])
+        progress.update(entries)
+
+    try:
+        outcome = run_logged(
+            p.command, run.train_log, env=env, cwd=run.root, on_poll=poll, header=f"# {started} $ {line}\n"
+        )
+    finally:
+        progress.close()
+    final_loss = (progress.last or {}).get("loss")
+    status = "interrupted" if outcome.interrupted else ("succeeded" if outcome.returncode == 0 else "failed")
+    record = {
+        "status": status,
+        "ended": now(),
+        "duration_s": round(outcome.duration_s, 2),
+        "exit_code": outcome.returncode,
+        "interrupted_by": outcome.interrupted,
+        "final_loss": final_loss,
+        "train_loss_avg": _average_loss(run),
+        "steps": (progress.last or {}).get("current_steps"),
+        "total_steps": (progress.last or {}).get("total_steps"),
+        "adapter": str(run.output) if (run.output / "adapter_config.json").exists() else None,
+    }
+    run.record("train", record)
+    if status == "interrupted":
+        raise ExternalError(
+            f"training interrupted ({outcome.interrupted}); the engine and its workers were stopped",
+            hint=f"continue with `lf-wrap train --resume` (from the last checkpoint); log: {run.train_log}",
+        )
+    if status == "failed":
+        raise ExternalError(
+            f"llamafactory-cli train failed (exit {outcome.returncode}). Last lines of {run.train_log}:\n"
+            + tail(run.train_log, 20),
+            hint=f"full log: {run.train_log}",
+        )
+    return {"run": str(run.root), **record}
+
+
+def _average_loss(run: RunFolder) -> float | None:
+    results = run.output / "train_results.json"
+    if results.exists():
+        try:
+            return json.loads(results.read_text()).get("train_loss")
+        except ValueError:
+            return None
+    return None
+
+
+__all__ = ["INFO_NAME", "TrainPlan", "execute", "plan"]
