@@ -37,6 +37,7 @@ class Progress:
         self.label = label
         self.bar: Any = None
         self.last: dict[str, Any] | None = None
+        self.last_loss: float | None = None
 
     @classmethod
     def choose(cls, as_json: bool, label: str) -> Progress:
@@ -47,6 +48,8 @@ class Progress:
     def update(self, entries: list[dict[str, Any]]) -> None:
         for entry in entries:
             self.last = entry
+            if entry.get("loss") is not None:
+                self.last_loss = entry["loss"]
             if self.mode == "json":
                 click.echo(json.dumps({"event": "progress", **entry}))
             elif self.mode == "lines":

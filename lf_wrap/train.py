@@ -51,8 +51,9 @@ def resolve_model(project: Project) -> Path:
         check_model_dir(local, "model")
         return local.resolve()
     raise LfWrapError(
-        f"model {ref!r} is not a local folder ({local} does not exist)",
-        hint=f"download it first: lf-wrap model pull {ref}   (then set `model:` to the path it prints)",
+        f"model {ref!r}: no such folder ({local})",
+        hint=f"if it is a hub id, download it first: lf-wrap model pull {ref}   (then set `model:` to the path it "
+        "prints); for the demo model: lf-wrap model tiny models/tiny-qwen2",
     )
 
 
@@ -208,7 +209,7 @@ def execute(p: TrainPlan, *, as_json: bool = False) -> dict[str, Any]:
         )
     finally:
         progress.close()
-    final_loss = (progress.last or {}).get("loss")
+    final_loss = progress.last_loss
     status = "interrupted" if outcome.interrupted else ("succeeded" if outcome.returncode == 0 else "failed")
     record = {
         "status": status,
