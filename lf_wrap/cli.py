@@ -228,7 +228,36 @@ def data_register(file: Path, name: str, dataset_dir: Path, fmt: str, force: boo
 # -- model -------------------------------------------------------------------------------
 @main.group(cls=Group)
 def model() -> None:
-    """Get a base model: build the tiny demo model (pull from a hub comes next)."""
+    """Get a base model: download one (pull) or build the tiny demo model (tiny)."""
+
+
+@model.command("pull")
+@click.argument("model_id")
+@click.option("--hub", type=click.Choice(["hf", "modelscope"]), default="hf", show_default=True,
+              help="Hugging Face (honours HF_ENDPOINT, HF_HOME, HF_TOKEN) or ModelScope.")  # fmt: skip
+@click.option("--revision", help="Branch, tag or commit (default: the hub's main branch).")
+@click.option("--local-dir", type=click.Path(path_type=Path), help="Download into this folder instead of the cache.")
+@json_option
+def model_pull(model_id: str, hub: str, revision: str | None, local_dir: Path | None, as_json: bool) -> None:
+    """Download MODEL_ID (or check a local folder) and print one plain folder path.
+
+    \b
+    Examples:
+      lf-wrap model pull Qwen/Qwen2.5-0.5B-Instruct
+      HF_ENDPOINT=https://hf-mirror.com lf-wrap model pull Qwen/Qwen2.5-0.5B-Instruct
+      lf-wrap model pull qwen/Qwen2.5-0.5B-Instruct --hub modelscope
+      lf-wrap train --set model=$(lf-wrap model pull Qwen/Qwen2.5-0.5B-Instruct)
+
+    A model already downloaded is found without the network. The printed folder holds
+    config.json, the weights and the tokenizer (no snapshots/<hash> hunting).
+    """
+    from lf_wrap.hub import pull
+
+    path = pull(model_id, hub, revision, local_dir)  # type: ignore[arg-type]
+    if as_json:
+        _json_out(click.get_current_context(), {"model": model_id, "hub": hub, "path": str(path)})
+    else:
+        click.echo(str(path))
 
 
 @model.command("tiny")

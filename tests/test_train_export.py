@@ -36,7 +36,12 @@ def project(tmp_path: Path, tiny_model: Path, run) -> Path:
     """A project folder: the tiny model, the demo dataset registered, default settings."""
     _engine_or_fail()
     shutil.copytree(tiny_model, tmp_path / "models" / "tiny-qwen2")
-    assert run("data", "register", DATASETS / "magic_conch.json", "--name", "magic_conch", "--dataset-dir", "data").exit_code == 0
+    assert (
+        run(
+            "data", "register", DATASETS / "magic_conch.json", "--name", "magic_conch", "--dataset-dir", "data"
+        ).exit_code
+        == 0
+    )
     return tmp_path
 
 
