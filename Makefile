@@ -16,10 +16,12 @@ DEMO_MODEL   := models/tiny-qwen2
 DEMO_DATA    := datasets/magic_conch.json
 DATASET_DIR  := data
 
+SERVE_VENV  := .venvs/serve
+SERVE_STAMP := $(SERVE_VENV)/.lf-wrap-installed
 TRAIN_VENV  := .venvs/train
 TRAIN_STAMP := $(TRAIN_VENV)/.lf-wrap-installed
 
-.PHONY: setup setup-train test lint demo render finetune export clean
+.PHONY: setup setup-train setup-serve serve check test lint demo render finetune export clean
 
 ## setup: create .venv and install lf-wrap with everything its tests need (idempotent)
 setup: $(STAMP)
@@ -42,8 +44,17 @@ $(TRAIN_STAMP): requirements/train.lock
 	$(TRAIN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/train.lock
 	@touch $@
 
+## setup-serve: the serving environment (.venvs/serve) with vLLM for CPU; see requirements/serve.lock
+setup-serve: $(SERVE_STAMP)
+
+$(SERVE_STAMP): requirements/serve.lock
+	@test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(SERVE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/serve.lock
+	@touch $@
+
 ## test: the whole test suite (CPU only; gpu/network tests are opt-in markers)
-test: setup setup-train
+test: setup setup-train setup-serve
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## lint: ruff

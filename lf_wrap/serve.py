@@ -1,0 +1,359 @@
+"""`lf-wrap serve`: start `vllm serve` on the run's merged model (or any model folder, or
+base model + LoRA adapter), wait until /health answers, and manage it when detached.
+
+The server runs in its own process group; its output goes to runs/<name>/serve.log.  A
+detached server is described by runs/<name>/serve.json (pid, process start time, port):
+`serve stop` stops exactly that process group, never anything found by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lf_wrap.config import Project
+from lf_wrap.engines.vllm import Vllm
+from lf_wrap.errors import ExternalError, LfWrapError
+from lf_wrap.files import atomic_write
+from lf_wrap.models import check_model_dir
+from lf_wrap.process import run_logged, shell_line, tail
+from lf_wrap.runs import RunFolder, now
+
+SECRET_FLAGS = ("--api-key",)
+
+
+@dataclass
+class ServePlan:
+    run: RunFolder
+    model: Path
+    command: list[str]
+    env: dict[str, str]
+    env_changes: dict[str, str]
+    host: str
+    port: int
+    served_name: str
+    api_key: str | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.run.root / "serve.log"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.run.root / "serve.json"
+
+    def printable(self) -> str:
+        return shell_line(redact(self.command), self.env_changes)
+
+
+def redact(cmd: list[str]) -> list[str]:
+    out = list(cmd)
+    for i, arg in enumerate(out):
+        if arg in SECRET_FLAGS and i + 1 < len(out):
+            out[i + 1] = "***"
+        for flag in SECRET_FLAGS:
+            if arg.startswith(flag + "="):
+                out[i] = flag + "=***"
+    return out
+
+
+def port_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def is_public(host: str) -> bool:
+    if host in ("localhost", ""):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
+def plan(
+    project: Project,
+    *,
+    model: Path | None,
+    adapter: Path | None,
+    adapter_name: str | None,
+    served_name: str | None,
+    tokenizer: Path | None,
+    max_model_len: int | None,
+    host: str,
+    port: int,
+    api_key: str | None,
+    tensor_parallel_size: int | None,
+    dtype: str | None,
+    extra: tuple[str, ...],
+) -> ServePlan:
+    run = RunFolder(project.run_dir.resolve())
+    if model is None:
+        if adapter is not None:
+            model = project.path(project.config.model)
+        else:
+            model = run.merged
+            if not model.exists():
+                raise LfWrapError(
+                    f"{run.merged}: no exported model for run {run.name!r}",
+                    hint="run `lf-wrap export` first, or pass a MODEL folder (or --adapter with the base model)",
+                )
+    config = check_model_dir(model, "model")
+    flags: list[str] = ["--served-model-name", served_name or run.name, "--host", host, "--port", str(port)]
+    if tokenizer is not None:
+        check_model_dir_tokenizer(tokenizer)
+        flags += ["--tokenizer", str(tokenizer)]
+    limit = config.get("max_position_embeddings")
+    if max_model_len is not None:
+        if isinstance(limit, int) and max_model_len > limit:
+            raise LfWrapError(
+                f"--max-model-len {max_model_len} is above the model's limit ({limit}, max_position_embeddings "
+                f"in {model / 'config.json'})",
+                hint=f"use --max-model-len {limit} or less",
+            )
+        flags += ["--max-model-len", str(max_model_len)]
+    if adapter is not None:
+        if not (adapter / "adapter_config.json").exists():
+            raise LfWrapError(f"{adapter}: not a LoRA adapter (no adapter_config.json)", hint="pass runs/<name>/output")
+        rank = json.loads((adapter / "adapter_config.json").read_text()).get("r", 16)
+        name = adapter_name or run.name
+        flags += ["--enable-lora", "--lora-modules", f"{name}={adapter.resolve()}", "--max-lora-rank", str(rank)]
+    if tensor_parallel_size:
+        flags += ["--tensor-parallel-size", str(tensor_parallel_size)]
+    if dtype:
+        flags += ["--dtype", dtype]
+    if api_key:
+        flags += ["--api-key", api_key]
+    flags += list(extra)
+    engine = Vllm.find(project.config.vllm, project.root)
+    if engine.cpu_build and not dtype and not any(a.startswith("--dtype") for a in extra):
+        flags += ["--dtype", "float32"]  # CPU kernels: float32 is exact and fast enough for small models
+    command = engine.command(str(model.resolve()), flags)
+    env, changes = engine.env(offline=True, tensor_parallel=tensor_parallel_size or 1)
+    warnings = []
+    if is_public(host) and not api_key:
+        warnings.append(
+            f"warning: serving on {host} without --api-key: anyone who can reach this machine can use the model "
+            "(set --api-key or LF_WRAP_API_KEY)"
+        )
+    if not port_free(host, port):
+        raise LfWrapError(f"port {port} on {host} is already in use", hint="pick another --port, or stop what uses it")
+    return ServePlan(
+        run, model.resolve(), command, env, changes, host, port, served_name or run.name, api_key, warnings
+    )
+
+
+def check_model_dir_tokenizer(path: Path) -> None:
+    if not path.is_dir() or not any((path / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")):
+        raise LfWrapError(f"--tokenizer {path}: no tokenizer files there", hint="pass a folder with tokenizer.json")
+
+
+# -- waiting for the server -----------------------------------------------------------------
+def wait_healthy(p: ServePlan, proc_alive: Any, timeout_s: float) -> float:
+    """Poll /health until it answers 200; fail early if the process died. Returns seconds."""
+    import httpx
+
+    start = time.monotonic()
+    url = f"{p.base_url}/health"
+    while True:
+        if not proc_alive():
+            raise ExternalError(
+                f"the vLLM server exited while starting. Last lines of {p.log}:\n{tail(p.log, 25)}",
+                hint=f"full log: {p.log}",
+            )
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return time.monotonic() - start
+        if time.monotonic() - start > timeout_s:
+            raise ExternalError(
+                f"the vLLM server did not become healthy within {timeout_s:.0f} s (log: {p.log})",
+                hint="raise --timeout for big models; last log lines:\n" + tail(p.log, 10),
+            )
+        time.sleep(0.5)
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22: start time since boot
+
+
+def serve_foreground(p: ServePlan, timeout_s: float) -> int:
+    """Run until Ctrl-C; print the log as it grows. Returns the exit code."""
+    p.run.root.mkdir(parents=True, exist_ok=True)
+    click.echo(f"$ {p.printable()}", err=True)
+    stop_follow = threading.Event()
+    state: dict[str, Any] = {"offset": p.log.stat().st_size if p.log.exists() else 0, "ready": False}
+    started = time.monotonic()
+
+    def follow() -> None:
+        import httpx
+
+        while not stop_follow.is_set():
+            if p.log.exists():
+                with p.log.open("rb") as f:
+                    f.seek(state["offset"])
+                    data = f.read()
+                    state["offset"] += len(data)
+                if data:
+                    click.echo(data.decode("utf-8", "replace"), nl=False, err=True)
+            if not state["ready"]:
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{p.base_url}/health", timeout=1.0).status_code == 200:
+                        state["ready"] = True
+                        click.echo(
+                            f"ready in {time.monotonic() - started:.0f} s: {p.base_url}/v1 serves {p.served_name!r} "
+                            "(Ctrl-C stops it)",
+                            err=True,
+                        )
+            stop_follow.wait(0.5)
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    try:
+        outcome = run_logged(
+            p.command, p.log, env=p.env, cwd=p.run.root, header=f"# {now()} $ {p.printable()}\n", poll_s=0.5
+        )
+    finally:
+        stop_follow.set()
+        thread.join(timeout=2)
+    if outcome.interrupted:
+        click.echo(f"server stopped ({outcome.interrupted})", err=True)
+        return 0
+    if outcome.returncode != 0:
+        raise ExternalError(f"the vLLM server exited with code {outcome.returncode}", hint=f"log: {p.log}")
+    return 0
+
+
+def serve_detached(p: ServePlan, timeout_s: float) -> dict[str, Any]:
+    existing = read_pidfile(p.pidfile)
+    if existing and process_matches(existing):
+        raise LfWrapError(
+            f"a server for run {p.run.name!r} is already running (pid {existing['pid']}, {existing['base_url']})",
+            hint="stop it with `lf-wrap serve stop`",
+        )
+    p.run.root.mkdir(parents=True, exist_ok=True)
+    click.echo(f"$ {p.printable()}", err=True)
+    with p.log.open("ab") as log:
+        log.write(f"# {now()} $ {p.printable()}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(  # an argument list, never a shell
+            p.command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=p.run.root,
+            env=p.env,
+            start_new_session=True,
+        )
+    info = {
+        "pid": proc.pid,
+        "pgid": proc.pid,
+        "start_time": _start_time(proc.pid),
+        "base_url": p.base_url,
+        "host": p.host,
+        "port": p.port,
+        "served_model_name": p.served_name,
+        "model": str(p.model),
+        "command": redact(p.command),
+        "log": str(p.log),
+        "started": now(),
+        "api_key_required": bool(p.api_key),
+    }
+    atomic_write(p.pidfile, json.dumps(info, indent=2) + "\n")
+    try:
+        seconds = wait_healthy(p, lambda: proc.poll() is None, timeout_s)
+    except BaseException:
+        stop_group(proc.pid)
+        proc.wait()
+        p.pidfile.unlink(missing_ok=True)
+        raise
+    info["ready_after_s"] = round(seconds, 1)
+    atomic_write(p.pidfile, json.dumps(info, indent=2) + "\n")
+    p.run.record("serve", {k: v for k, v in info.items() if k not in ("pid", "pgid", "start_time")})
+    return info
+
+
+# -- status / stop --------------------------------------------------------------------------
+def read_pidfile(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        return None
+
+
+def process_matches(info: dict[str, Any]) -> bool:
+    """Is the pid still the very process lf-wrap started (not a recycled pid)?"""
+    pid = info.get("pid")
+    return isinstance(pid, int) and _start_time(pid) is not None and _start_time(pid) == info.get("start_time")
+
+
+def stop_group(pgid: int, grace_s: float = 15.0) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    end = time.monotonic() + grace_s
+    while time.monotonic() < end:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(-pgid, os.WNOHANG)
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def status(pidfile: Path) -> dict[str, Any]:
+    info = read_pidfile(pidfile)
+    if info is None:
+        return {"running": False, "reason": f"no server recorded in {pidfile}"}
+    if not process_matches(info):
+        return {"running": False, "stale": True, "reason": f"pid {info.get('pid')} is gone (stale {pidfile})", **info}
+    import httpx
+
+    try:
+        healthy = httpx.get(f"{info['base_url']}/health", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        healthy = False
+    return {"running": True, "healthy": healthy, **info}
+
+
+def stop(pidfile: Path) -> str:
+    info = read_pidfile(pidfile)
+    if info is None:
+        raise LfWrapError(f"no detached server recorded in {pidfile}", hint="start one with `lf-wrap serve --detach`")
+    if not process_matches(info):
+        pidfile.unlink(missing_ok=True)
+        return f"server pid {info.get('pid')} was not running; removed the stale {pidfile.name}"
+    stop_group(int(info["pgid"]))
+    pidfile.unlink(missing_ok=True)
+    return f"stopped the server (pid {info['pid']}, {info['base_url']})"
