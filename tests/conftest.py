@@ -57,3 +57,26 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny") / "tiny-qwen2"
     build(out, DATASETS, seed=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> dict[str, Any]:
+    """One real train + export of the demo (through llamafactory-cli), shared by the tests
+    that need a fine-tuned model. The project file pins every path to this folder."""
+    import shutil
+
+    from lf_wrap.config import init_text
+
+    root = tmp_path_factory.mktemp("project")
+    shutil.copytree(tiny_model, root / "models" / "tiny-qwen2")
+    (root / "lf-wrap.yaml").write_text(init_text())
+    cfg = str(root / "lf-wrap.yaml")
+    runner = CliRunner()
+    reg = runner.invoke(main, ["data", "register", str(DATASETS / "magic_conch.json"), "--name", "magic_conch",
+                               "--dataset-dir", str(root / "data")])  # fmt: skip
+    assert reg.exit_code == 0, reg.output
+    train = runner.invoke(main, ["train", "--config", cfg])
+    assert train.exit_code == 0, train.output
+    export = runner.invoke(main, ["export", "--config", cfg])
+    assert export.exit_code == 0, export.output
+    return {"root": root, "config": cfg, "train": train, "export": export, "run": root / "runs" / "magic-conch"}

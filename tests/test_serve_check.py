@@ -1,0 +1,210 @@
+"""`lf-wrap serve` (real vLLM on CPU) and `lf-wrap check` (real openai client).
+
+Servers are started the way vLLM's own tests do it: a free port, poll /health (lf-wrap
+serve --detach does), stop with terminate → wait → kill (lf-wrap serve stop does). No
+fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lf_wrap.engines.vllm import Vllm
+
+pytestmark = pytest.mark.slow
+LFW = str(Path(sys.executable).parent / "lf-wrap")
+SECRET = "s3cret-key-for-tests"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def lfw(*args: object, timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [LFW, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or dict(os.environ),
+        check=False,
+    )
+
+
+def processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if text in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.fixture(scope="module")
+def engine() -> Vllm:
+    try:
+        return Vllm.find()
+    except Exception as err:  # the default suite needs it: make test installs it
+        pytest.fail(f"vLLM is not installed ({err}); run `make setup-serve`")
+
+
+@pytest.fixture
+def detached(trained, engine) -> Iterator[callable]:
+    started: list[list[str]] = []
+
+    def start(*args: object) -> tuple[subprocess.CompletedProcess[str], int]:
+        port = free_port()
+        extra = [str(a) for a in args]
+        result = lfw("serve", "--config", trained["config"], "--detach", "--port", port, "--timeout", 300, *extra)
+        started.append(extra)
+        return result, port
+
+    yield start
+    for extra in started:
+        sets = [a for i, a in enumerate(extra) if i > 0 and extra[i - 1] == "--set"]
+        lfw("serve", "stop", "--config", trained["config"], *[x for s in sets for x in ("--set", s)])
+
+
+def test_merged_model_serves_and_passes_check_with_an_api_key(trained, detached):
+    result, port = detached("--api-key", SECRET)
+    assert result.returncode == 0, result.stderr
+    assert "ready in" in result.stdout and f"http://127.0.0.1:{port}/v1 serves 'magic-conch'" in result.stdout
+    assert (SECRET not in result.stderr and "--api-key '***'" in result.stderr) or "--api-key ***" in result.stderr
+
+    check = lfw("check", "--config", trained["config"], "--api-key", SECRET, "--json", "--concurrency", 4,
+                "--requests", 8)  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
+    report = json.loads(check.stdout)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert set(checks) == {"models", "chat", "stream", "auth", "golden", "load"}
+    assert all(c["ok"] for c in checks.values())
+    assert checks["golden"]["rate"] >= 0.5 and checks["golden"]["total"] == 16
+    assert checks["load"]["errors"] == 0 and checks["load"]["output_tokens_per_s"] > 0
+
+    refused = lfw("check", "--config", trained["config"], "--no-golden")
+    assert refused.returncode == 1
+    assert "the API key was refused (401)" in refused.stderr
+
+    run_dir = trained["run"]
+    for name in ("serve.json", "serve.log", "manifest.json"):
+        assert SECRET not in (run_dir / name).read_text(), f"{name} leaks the API key"
+
+    status = lfw("serve", "status", "--config", trained["config"])
+    assert status.returncode == 0 and "healthy" in status.stdout
+    stop = lfw("serve", "stop", "--config", trained["config"])
+    assert "stopped the server" in stop.stdout
+    assert processes_mentioning(f"--port {port}") == []
+    assert not (run_dir / "serve.json").exists()
+
+
+def test_base_model_plus_adapter_is_served_by_name_and_untrained_base_fails_golden(trained, detached):
+    adapter = trained["run"] / "output"
+    result, port = detached("--set", "run_name=adapter-run", "--adapter", adapter, "--adapter-name", "conch")
+    assert result.returncode == 0, result.stderr
+    url = f"http://127.0.0.1:{port}"
+    good = lfw("check", "--config", trained["config"], "--base-url", url, "--model", "conch", "--golden", "magic_conch")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "PASS  golden" in good.stdout
+    base = lfw(
+        "check", "--config", trained["config"], "--base-url", url, "--model", "adapter-run", "--min-match", "0.5"
+    )
+    assert base.returncode == 1
+    assert "FAIL  golden" in base.stdout and "expected" in base.stdout
+
+
+def test_busy_port_is_refused_before_anything_starts(trained):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        start = time.monotonic()
+        result = lfw("serve", "--config", trained["config"], "--port", port)
+    assert time.monotonic() - start < 10
+    assert result.returncode == 2
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+
+
+def test_missing_model_and_too_long_context_are_refused(trained, tmp_path):
+    result = lfw("serve", "--config", trained["config"], "--model", tmp_path / "nope")
+    assert result.returncode == 2 and "does not exist" in result.stderr
+    result = lfw("serve", "--config", trained["config"], "--max-model-len", 100000)
+    assert result.returncode == 2
+    assert "--max-model-len 100000 is above the model's limit (2048" in result.stderr
+
+
+def test_a_server_that_dies_while_starting_is_reported_and_cleaned_up(trained, tmp_path, engine):
+    broken = tmp_path / "broken"
+    shutil.copytree(trained["run"] / "merged", broken)
+    config = json.loads((broken / "config.json").read_text())
+    config["architectures"] = ["NoSuchModelForCausalLM"]
+    (broken / "config.json").write_text(json.dumps(config))
+    port = free_port()
+    result = lfw("serve", "--config", trained["config"], "--set", "run_name=broken-run", "--model", broken, "--detach",
+                 "--port", port, "--timeout", 300)  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the vLLM server exited while starting. Last lines of" in result.stderr
+    assert "Traceback" not in result.stderr.split("Last lines of")[0]
+    assert processes_mentioning(f"--port {port}") == []
+    assert not (trained["root"] / "runs" / "broken-run" / "serve.json").exists()
+
+
+def test_check_against_nothing_fails_fast(trained):
+    start = time.monotonic()
+    result = lfw("check", "--config", trained["config"], "--base-url", "http://127.0.0.1:9", "--no-golden")
+    assert time.monotonic() - start < 15
+    assert result.returncode == 1
+    assert "cannot connect to http://127.0.0.1:9/v1" in result.stderr and "lf-wrap serve" in result.stderr
+
+
+def test_stale_pidfile_is_removed_safely(trained, tmp_path):
+    run_dir = trained["root"] / "runs" / "stale-run"
+    run_dir.mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (run_dir / "serve.json").write_text(json.dumps({"pid": dead.pid, "pgid": dead.pid, "start_time": "1",
+                                                     "base_url": "http://127.0.0.1:1"}))  # fmt: skip
+    status = lfw("serve", "status", "--config", trained["config"], "--set", "run_name=stale-run")
+    assert status.returncode == 3 and "is gone" in status.stdout
+    stop = lfw("serve", "stop", "--config", trained["config"], "--set", "run_name=stale-run")
+    assert stop.returncode == 0 and "removed the stale serve.json" in stop.stdout
+    assert not (run_dir / "serve.json").exists()
+
+
+def test_ctrl_c_stops_a_foreground_server_and_its_children(trained):
+    port = free_port()
+    proc = subprocess.Popen([LFW, "serve", "--config", trained["config"], "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while True:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "server never became healthy"
+        time.sleep(0.5)
+    assert processes_mentioning(f"--port {port}")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert "server stopped (SIGINT)" in err
+    time.sleep(0.5)
+    assert processes_mentioning(f"--port {port}") == []
