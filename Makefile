@@ -15,6 +15,7 @@ CONFIG_ARG := $(if $(CONFIG),--config $(CONFIG),)
 DEMO_MODEL   := models/tiny-qwen2
 DEMO_DATA    := datasets/magic_conch.json
 DATASET_DIR  := data
+PORT         ?= 8000
 
 SERVE_VENV  := .venvs/serve
 SERVE_STAMP := $(SERVE_VENV)/.lf-wrap-installed
@@ -62,15 +63,24 @@ lint: setup
 	$(PY) -m ruff check lf_wrap tests
 	$(PY) -m ruff format --check lf_wrap tests
 
-## demo: tiny model -> validate -> register -> train -> export (the whole pipeline on the demo)
-demo: setup setup-train
+## demo: tiny model -> validate -> register -> train -> export -> serve -> check -> stop
+demo: setup setup-train setup-serve
 	$(LFW) model tiny $(DEMO_MODEL)
 	$(LFW) data validate $(DEMO_DATA)
 	$(LFW) data register $(DEMO_DATA) --name magic_conch --dataset-dir $(DATASET_DIR)
 	$(LFW) data stats $(DEMO_DATA) --tokenizer $(DEMO_MODEL) --cutoff-len 256
 	$(LFW) train $(CONFIG_ARG) --overwrite
 	$(LFW) export $(CONFIG_ARG) --overwrite
-	@echo "demo done: model $(DEMO_MODEL)/, dataset $(DATASET_DIR)/dataset_info.json, run runs/magic-conch/ (merged model in runs/magic-conch/merged)"
+	-$(LFW) serve stop $(CONFIG_ARG) 2>/dev/null
+	$(LFW) serve $(CONFIG_ARG) --detach --port $(PORT)
+	$(LFW) check $(CONFIG_ARG) --concurrency 16 --requests 64 || { $(LFW) serve stop $(CONFIG_ARG); exit 1; }
+	$(LFW) serve stop $(CONFIG_ARG)
+	@echo "demo done:"
+	@echo "  base model     $(DEMO_MODEL)/"
+	@echo "  dataset        $(DATASET_DIR)/dataset_info.json (magic_conch)"
+	@echo "  run            runs/magic-conch/ (train.yaml, train.log, manifest.json, output/ adapter)"
+	@echo "  merged model   runs/magic-conch/merged/"
+	@echo "  serve it again make serve   (then: make check)"
 
 ## finetune: lf-wrap train with CONFIG (default: the demo settings; the demo model and data are prepared if missing)
 finetune: setup setup-train
@@ -81,6 +91,14 @@ finetune: setup setup-train
 ## export: merge the run's adapter (lf-wrap export) with CONFIG
 export: setup setup-train
 	$(LFW) export $(CONFIG_ARG) $(ARGS)
+
+## serve: serve the run's merged model in the foreground (Ctrl-C stops it)
+serve: setup setup-serve
+	$(LFW) serve $(CONFIG_ARG) --port $(PORT) $(ARGS)
+
+## check: check a running server (make serve in another terminal, or lf-wrap serve --detach)
+check: setup
+	$(LFW) check $(CONFIG_ARG) $(if $(ARGS),$(ARGS),--base-url http://127.0.0.1:$(PORT))
 
 ## render: print the train YAML for CONFIG (default: demo settings)
 render: setup

@@ -261,9 +261,11 @@ def _check_semantics(config: ProjectConfig, source: str, lines: dict[str, int]) 
                 values[key] = schema.coerce(key, value)
             except schema.CoerceError as err:
                 problems.append(f"{where}: {err}")
-    if config.method == "qlora" and config.train.get("quantization_bit", 4) not in (2, 3, 4, 5, 6, 8):
+    bits = config.train.get("quantization_bit", 4)
+    if config.method == "qlora" and isinstance(bits, int) and bits not in (2, 3, 4, 5, 6, 8):
         problems.append(f"{_where(source, lines, 'train.quantization_bit')}: QLoRA needs 2, 3, 4, 5, 6 or 8 bits")
-    if config.method != "full" and "lora_rank" in config.train and config.train["lora_rank"] <= 0:
+    rank = config.train.get("lora_rank")
+    if config.method != "full" and isinstance(rank, int) and rank <= 0:
         problems.append(f"{_where(source, lines, 'train.lora_rank')}: must be a positive integer")
     return problems
 

@@ -103,6 +103,7 @@ class DatasetFile:
         if first == b"[":
             return "array"
         if first == b"{":
+            self._refuse_single_object()
             return "jsonl"
         with path.open("rb") as f:
             line = _line_at(f.read(offset), offset)
@@ -111,6 +112,27 @@ class DatasetFile:
             f"found {first.decode('utf-8', 'replace')!r}",
             hint="wrap the rows in [ ... ] or write one {...} object per line",
         )
+
+    def _refuse_single_object(self) -> None:
+        """A pretty-printed single object looks like JSON Lines whose first line is broken."""
+        with self.path.open("rb") as f:
+            first_line = f.readline()
+        try:
+            orjson.loads(first_line)
+            return
+        except orjson.JSONDecodeError:
+            pass
+        if self.path.stat().st_size > 256 * 1024 * 1024:
+            return
+        try:
+            whole = orjson.loads(self.path.read_bytes())
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(whole, dict):
+            raise DatasetFileError(
+                f"{self.path}:1: top level is one JSON object, not a list of rows",
+                hint="wrap the rows in [ ... ], or write one object per line (JSON Lines)",
+            )
 
     def _first_content_byte(self) -> tuple[bytes | None, int]:
         offset = 0

@@ -181,7 +181,10 @@ def register(
     entry = build_entry(report, file_name)
 
     with locked(info_path):
-        remove_stale_temps(dataset_dir, INFO_NAME)
+        # Every write into the dataset dir happens under this lock, so any temp file
+        # there now was left by a writer that was killed (SIGKILL cannot be cleaned up).
+        for pattern in ("*.json", "*.jsonl"):
+            remove_stale_temps(dataset_dir, pattern)
         info = read_info(dataset_dir, must_exist=False)
         old = info.get(name)
         if old == entry and (not must_copy or _same_bytes(file, target)):

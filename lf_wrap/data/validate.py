@@ -422,6 +422,8 @@ def resolve_format(head: list[Row | BadRow], fmt: str, display: str) -> tuple[Fo
     first = next((r.value for r in head if isinstance(r, Row) and isinstance(r.value, dict)), None)
     detected = detect_format(first) if first is not None else None
     if fmt == "auto":
+        if first is None and any(isinstance(r, BadRow) for r in head):
+            detected = ("alpaca", "alpaca")  # only unreadable lines so far: report them as they are
         if detected is None:
             keys = ", ".join(sorted(first)) if isinstance(first, dict) else "no object rows"
             raise LfWrapError(
