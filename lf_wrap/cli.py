@@ -248,8 +248,11 @@ def data_register(file: Path, name: str, dataset_dir: Path, fmt: str, force: boo
         )
         return
     click.echo(reg.report.summary())
-    verb = {"added": "registered", "unchanged": "already registered (no change)", "replaced": "replaced"}[reg.action]
-    click.echo(f"{verb} {reg.name!r} in {reg.info_path}" + (f" (data copied to {reg.data_path})" if reg.copied else ""))
+    where = f"in {reg.info_path}" + (f" (data copied to {reg.data_path})" if reg.copied else "")
+    if reg.action == "unchanged":
+        click.echo(f"{reg.name!r} is already registered {where}, unchanged")
+    else:
+        click.echo(f"{'registered' if reg.action == 'added' else 'replaced'} {reg.name!r} {where}")
 
 
 # -- model -------------------------------------------------------------------------------

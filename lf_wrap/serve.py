@@ -123,7 +123,10 @@ def plan(
                     hint="run `lf-wrap export` first, or pass a MODEL folder (or --adapter with the base model)",
                 )
     config = check_model_dir(model, "model")
-    flags: list[str] = ["--served-model-name", served_name or run.name, "--host", host, "--port", str(port)]
+    if served_name is None:
+        # With an adapter, clients ask for the adapter by the run name; the base gets "-base".
+        served_name = f"{run.name}-base" if adapter is not None else run.name
+    flags: list[str] = ["--served-model-name", served_name, "--host", host, "--port", str(port)]
     if tokenizer is not None:
         check_model_dir_tokenizer(tokenizer)
         flags += ["--tokenizer", str(tokenizer)]

@@ -72,7 +72,7 @@ def test_same_registration_twice_is_a_no_op(run, write, tmp_path):
     before = (tmp_path / "d" / "dataset_info.json").stat().st_mtime_ns
     result = run("data", "register", src, "--name", "mine", "--dataset-dir", "d")
     assert result.exit_code == 0
-    assert "already registered (no change)" in result.stdout
+    assert "'mine' is already registered in d/dataset_info.json, unchanged" in result.stdout
     assert (tmp_path / "d" / "dataset_info.json").stat().st_mtime_ns == before
 
 

@@ -123,7 +123,7 @@ def test_base_model_plus_adapter_is_served_by_name_and_untrained_base_fails_gold
     assert good.returncode == 0, good.stdout + good.stderr
     assert "PASS  golden" in good.stdout
     base = lfw(
-        "check", "--config", trained["config"], "--base-url", url, "--model", "adapter-run", "--min-match", "0.5"
+        "check", "--config", trained["config"], "--base-url", url, "--model", "adapter-run-base", "--min-match", "0.5"
     )
     assert base.returncode == 1
     assert "FAIL  golden" in base.stdout and "expected" in base.stdout
