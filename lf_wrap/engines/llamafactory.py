@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lf_wrap.engines.locate import locate
 from lf_wrap.errors import ExternalError, LfWrapError
 
 ENV_VAR = "LF_WRAP_LLAMAFACTORY_CLI"
@@ -24,10 +24,6 @@ INSTALL_HINT = (
     f"in its own virtual environment and point {ENV_VAR} (or `llamafactory_cli:` in lf-wrap.yaml) "
     "at its llamafactory-cli"
 )
-
-
-def _source_checkout() -> Path:
-    return Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -41,22 +37,17 @@ class LlamaFactory:
     @classmethod
     def find(cls, configured: str | None = None, project_root: Path | None = None) -> LlamaFactory:
         """Config/env setting, then the project's .venvs/train, then PATH."""
-        explicit = configured or os.environ.get(ENV_VAR)
-        if explicit:
-            path = Path(explicit).expanduser()
-            if not (path.is_file() and os.access(path, os.X_OK)):
-                raise LfWrapError(
-                    f"llamafactory-cli not found at {path} (from {ENV_VAR} or llamafactory_cli)", hint=INSTALL_HINT
-                )
-            return cls(path.absolute())
-        for root in dict.fromkeys(p for p in (project_root, Path.cwd(), _source_checkout()) if p is not None):
-            candidate = root / DEFAULT_VENV / "bin" / "llamafactory-cli"
-            if candidate.is_file() and os.access(candidate, os.X_OK):
-                return cls(candidate.absolute())
-        found = shutil.which("llamafactory-cli")
-        if found:
-            return cls(Path(found).absolute())
-        raise LfWrapError("llamafactory-cli not found (LLaMA-Factory is not installed)", hint=INSTALL_HINT)
+        return cls(
+            locate(
+                "llamafactory-cli",
+                env_var=ENV_VAR,
+                setting="llamafactory_cli",
+                configured=configured,
+                venv=DEFAULT_VENV,
+                project_root=project_root,
+                hint=INSTALL_HINT,
+            )
+        )
 
     def command(self, action: str, config: Path) -> list[str]:
         return [str(self.cli), action, str(config)]

@@ -11,11 +11,10 @@ the same flags.
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from lf_wrap.errors import LfWrapError
+from lf_wrap.engines.locate import locate
 
 ENV_VAR = "LF_WRAP_VLLM"
 DEFAULT_VENV = Path(".venvs") / "serve"
@@ -23,10 +22,6 @@ INSTALL_HINT = (
     "install it with `make setup-serve` (a .venvs/serve environment with vLLM for CPU), or `pip install vllm` "
     f"in its own virtual environment on a GPU machine and point {ENV_VAR} (or `vllm:` in lf-wrap.yaml) at its vllm"
 )
-
-
-def _source_checkout() -> Path:
-    return Path(__file__).resolve().parents[2]
 
 
 def _is_cpu_build(bin_dir: Path) -> bool:
@@ -45,20 +40,10 @@ class Vllm:
 
     @classmethod
     def find(cls, configured: str | None = None, project_root: Path | None = None) -> Vllm:
-        explicit = configured or os.environ.get(ENV_VAR)
-        if explicit:
-            path = Path(explicit).expanduser()
-            if not (path.is_file() and os.access(path, os.X_OK)):
-                raise LfWrapError(f"vllm not found at {path} (from {ENV_VAR} or `vllm:`)", hint=INSTALL_HINT)
-            return cls(path.absolute(), _is_cpu_build(path.parent))
-        for root in dict.fromkeys(p for p in (project_root, Path.cwd(), _source_checkout()) if p is not None):
-            candidate = root / DEFAULT_VENV / "bin" / "vllm"
-            if candidate.is_file():
-                return cls(candidate.absolute(), _is_cpu_build(candidate.parent))
-        found = shutil.which("vllm")
-        if found:
-            return cls(Path(found).absolute(), _is_cpu_build(Path(found).parent))
-        raise LfWrapError("vllm not found (vLLM is not installed)", hint=INSTALL_HINT)
+        """Config/env setting, then the project's .venvs/serve, then PATH."""
+        exe = locate("vllm", env_var=ENV_VAR, setting="vllm", configured=configured, venv=DEFAULT_VENV,
+                     project_root=project_root, hint=INSTALL_HINT)  # fmt: skip
+        return cls(exe, _is_cpu_build(exe.parent))
 
     def command(self, model: str, flags: list[str]) -> list[str]:
         if self.cpu_build:
