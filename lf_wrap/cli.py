@@ -381,6 +381,12 @@ def render(what: str | None, config_file: Path | None, sets: tuple[str, ...], li
 @click.option("--overwrite", is_flag=True, help="Start the run over, deleting its output.")
 @click.option("--dry-run", is_flag=True, help="Check everything, print the YAML and the command, run nothing.")
 @click.option("--no-template-check", is_flag=True, help="Skip the train/serve chat-template agreement check.")
+@click.option("--nproc-per-node", type=click.IntRange(1), help="Processes (GPUs) per node; >1 launches torchrun.")
+@click.option("--nnodes", type=click.IntRange(1), help="Number of nodes.")
+@click.option("--node-rank", type=click.IntRange(0), help="This node's rank, 0 .. nnodes-1.")
+@click.option("--master-addr", help="Address of node 0, reachable from every node.")
+@click.option("--master-port", type=click.IntRange(1, 65535), help="Rendezvous port on node 0.")
+@click.option("--deepspeed", help="z0, z2, z3, z3-offload (from templates/deepspeed/) or a DeepSpeed JSON file.")
 @json_option
 def train(
     config_file: Path | None,
@@ -389,6 +395,12 @@ def train(
     overwrite: bool,
     dry_run: bool,
     no_template_check: bool,
+    nproc_per_node: int | None,
+    nnodes: int | None,
+    node_rank: int | None,
+    master_addr: str | None,
+    master_port: int | None,
+    deepspeed: str | None,
     as_json: bool,
 ) -> None:
     """Fine-tune with `llamafactory-cli train` (LoRA, QLoRA or full).
@@ -404,10 +416,15 @@ def train(
       lf-wrap train                                  # demo settings / ./lf-wrap.yaml
       lf-wrap train --set num_train_epochs=3 --set run_name=try2
       lf-wrap train --dry-run
+      lf-wrap train --nproc-per-node 8 --deepspeed z3       # one node, 8 GPUs
+      lf-wrap train --nnodes 2 --node-rank 0 --nproc-per-node 8 --master-addr 10.0.0.1
     """
     from lf_wrap.config import load_project
     from lf_wrap.train import execute, plan
 
+    launch_sets = {"nproc_per_node": nproc_per_node, "nnodes": nnodes, "node_rank": node_rank,
+                   "master_addr": master_addr, "master_port": master_port, "deepspeed": deepspeed}  # fmt: skip
+    sets = sets + tuple(f"{k}={v}" for k, v in launch_sets.items() if v is not None)
     project = load_project(config_file, sets)
     p = plan(
         project,
@@ -420,8 +437,15 @@ def train(
         click.echo(p.rendered.text, nl=False)
         from lf_wrap.process import shell_line
 
-        click.echo(f"# would run: {shell_line(p.command)}", err=True)
+        if p.deepspeed is not None:
+            click.echo(f"# would write {p.deepspeed[0]}:\n{p.deepspeed[1]}", nl=False, err=True)
+        launch = project.launch
+        if launch.distributed:
+            click.echo(f"# {p.batch_arithmetic()}", err=True)
+            click.echo(f"# node {launch.node_rank} of {launch.nnodes}:", err=True)
+        click.echo(f"# would run: {shell_line(p.command, p.launch_env)}", err=True)
         return
+    click.echo(p.batch_arithmetic(), err=True)
     if p.probe:
         check = p.probe["template_check"]
         click.echo(
@@ -469,6 +493,37 @@ def export(config_file: Path | None, sets: tuple[str, ...], overwrite: bool, dry
         click.echo(json.dumps(result, ensure_ascii=False, indent=2))
     elif result["merged"]:
         click.echo(f"exported {result['model']} in {result['duration_s']:.0f} s")
+
+
+@main.command("launch-plan")
+@_config_options
+@click.option("--nnodes", type=click.IntRange(1), required=True, help="Number of nodes.")
+@click.option("--nproc-per-node", type=click.IntRange(1), default=1, show_default=True, help="GPUs per node.")
+@click.option("--master-addr", required=True, help="Address of node 0, reachable from every node.")
+@click.option("--master-port", type=click.IntRange(1, 65535), default=29500, show_default=True)
+@click.option("--deepspeed", help="z0, z2, z3, z3-offload or a DeepSpeed JSON file.")
+def launch_plan(config_file: Path | None, sets: tuple[str, ...], nnodes: int, nproc_per_node: int, master_addr: str,
+                master_port: int, deepspeed: str | None) -> None:  # fmt: skip
+    """Print the command to run on each node (and a Slurm line) for a multi-node run.
+
+    \b
+    Example:
+      lf-wrap launch-plan --nnodes 4 --nproc-per-node 8 --master-addr 10.0.0.1 --deepspeed z3
+    """
+    from lf_wrap.config import load_project
+    from lf_wrap.distributed import Launch, node_command, slurm_line
+
+    args = [*(["--config", str(config_file)] if config_file else []), *[x for s in sets for x in ("--set", s)]]
+    if deepspeed:
+        args += ["--deepspeed", deepspeed]
+    load_project(config_file, (*sets, *((f"deepspeed={deepspeed}",) if deepspeed else ())))  # validate first
+    launch = Launch(nproc_per_node, nnodes, 0, master_addr, master_port)
+    click.echo(f"# {nnodes} nodes x {nproc_per_node} processes = world size {launch.world_size}; "
+               "run each line on its node (same code, data and lf-wrap.yaml on every node):")  # fmt: skip
+    for rank in range(nnodes):
+        click.echo(f"node {rank}: {node_command(args, launch, rank)}")
+    click.echo("# or, under Slurm (one task per node):")
+    click.echo(slurm_line(args, launch))
 
 
 # -- serve / check --------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lf_wrap.data.registry import check_name
+from lf_wrap.distributed import Launch
 from lf_wrap.engines import schema
 from lf_wrap.errors import LfWrapError
 from lf_wrap.render import Rendered, render_yaml
@@ -34,6 +35,7 @@ DERIVED_KEYS = {
     "output_dir": "lf-wrap puts the output in <runs_dir>/<run_name>/output; set `run_name:` or `runs_dir:`",
     "adapter_name_or_path": "lf-wrap takes the adapter from the run; set `run_name:`",
     "export_dir": "lf-wrap exports to <runs_dir>/<run_name>/merged; set `run_name:` or `runs_dir:`",
+    "deepspeed": "set `deepspeed:` at the top level (z0, z2, z3, z3-offload or a file), or --deepspeed",
 }
 
 DEMO_TRAIN: dict[str, Any] = {
@@ -71,6 +73,13 @@ class ProjectConfig(BaseModel):
     runs_dir: str = "runs"
     llamafactory_cli: str | None = None  # default: .venvs/train, then PATH
     vllm: str | None = None  # path to the `vllm` script; default: .venvs/serve, then PATH
+    # distributed training (LLaMA-Factory's torchrun launcher) and DeepSpeed
+    nproc_per_node: int = Field(1, ge=1)
+    nnodes: int = Field(1, ge=1)
+    node_rank: int = Field(0, ge=0)
+    master_addr: str = "127.0.0.1"
+    master_port: int = Field(29500, ge=1, le=65535)
+    deepspeed: str | None = None  # z0 | z2 | z3 | z3-offload | path to a DeepSpeed JSON
     train: dict[str, Any] = Field(default_factory=lambda: dict(DEMO_TRAIN))
     export: dict[str, Any] = Field(default_factory=dict)
 
@@ -91,6 +100,11 @@ class Project:
     @property
     def run_dir(self) -> Path:
         return self.path(self.config.runs_dir) / self.config.run_name
+
+    @property
+    def launch(self) -> Launch:
+        c = self.config
+        return Launch(c.nproc_per_node, c.nnodes, c.node_rank, c.master_addr, c.master_port)
 
     def model_ref(self) -> str:
         """A local model folder as an absolute path; anything else (a hub id) as given."""
@@ -236,6 +250,9 @@ def _check_semantics(config: ProjectConfig, source: str, lines: dict[str, int]) 
             check_name(name)
         except LfWrapError as err:
             problems.append(f"{_where(source, lines, 'datasets')}: {err.message}")
+    for problem in Launch(config.nproc_per_node, config.nnodes, config.node_rank, config.master_addr,
+                          config.master_port).problems():  # fmt: skip
+        problems.append(problem if source == "defaults" else f"{source}: {problem}")
     if config.template not in schema.templates():
         hint = schema.suggest(config.template, schema.templates())
         problems.append(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,14 @@ import click
 
 from lf_wrap.config import Project, render_train
 from lf_wrap.data.registry import INFO_NAME, entry_file, lookup, read_info, validate_entry
+from lf_wrap.distributed import DEEPSPEED_PRESETS, deepspeed_config, global_batch
 from lf_wrap.engines.llamafactory import LlamaFactory, last_checkpoint, read_trainer_log
 from lf_wrap.errors import ExternalError, LfWrapError
 from lf_wrap.files import atomic_write
 from lf_wrap.models import check_model_dir
 from lf_wrap.process import run_logged, shell_line, tail
 from lf_wrap.progress import Progress
-from lf_wrap.render import Rendered
+from lf_wrap.render import Rendered, render_json
 from lf_wrap.runs import RunFolder, now, sha256_file
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
@@ -41,7 +42,24 @@ class TrainPlan:
     resume_from: Path | None = None
     overwrite: bool = False
     probe: dict[str, Any] | None = None
+    deepspeed: tuple[Path, str] | None = None  # (where, JSON text) when lf-wrap renders a preset
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def launch_env(self) -> dict[str, str]:
+        return self.project.launch.env()
+
+    @property
+    def global_batch_size(self) -> int:
+        return global_batch(self.rendered.values, self.project.launch)
+
+    def batch_arithmetic(self) -> str:
+        v, launch = self.rendered.values, self.project.launch
+        return (
+            f"global batch size {self.global_batch_size} = {v.get('per_device_train_batch_size', 1)} per device"
+            f" x {v.get('gradient_accumulation_steps', 1)} accumulation x {launch.nproc_per_node} processes"
+            f" x {launch.nnodes} nodes"
+        )
 
 
 def resolve_model(project: Project) -> Path:
@@ -139,6 +157,18 @@ def plan(
         )
     if overwrite:
         extra["overwrite_output_dir"] = True
+    launch = project.launch
+    if launch.distributed and project.config.train.get("use_cpu") and "ddp_backend" not in project.config.train:
+        extra["ddp_backend"] = "gloo"  # NCCL needs GPUs
+    deepspeed: tuple[Path, str] | None = None
+    if project.config.deepspeed:
+        choice = project.config.deepspeed
+        if choice in DEEPSPEED_PRESETS:
+            text = json.dumps(render_json(f"deepspeed/{choice}.json.j2", {}), indent=2) + "\n"
+            deepspeed = (run.root / "deepspeed.json", text)
+            extra["deepspeed"] = str(run.root / "deepspeed.json")
+        else:
+            extra["deepspeed"] = str(deepspeed_config(choice, run.root))
     if extra:
         project.config.train = {**project.config.train, **extra}
     engine = LlamaFactory.find(project.config.llamafactory_cli, project.root) if need_engine else None
@@ -146,6 +176,12 @@ def plan(
     cli = str(engine.cli) if engine else "llamafactory-cli"
     command = [cli, "train", str(run.train_yaml)]
     p = TrainPlan(project, run, rendered, command, datasets, model_dir, engine, resume_from, overwrite)
+    p.deepspeed = deepspeed
+    if engine is not None and project.config.deepspeed and not engine.has_module("deepspeed"):
+        raise LfWrapError(
+            "DeepSpeed is not installed in the training environment",
+            hint=f"{engine.python} -m pip install deepspeed   (it needs CUDA GPUs), or drop --deepspeed",
+        )
     if template_check and engine is not None:
         probe = engine.probe(model_dir, project.config.template)
         p.probe = probe
@@ -170,8 +206,10 @@ def execute(p: TrainPlan, *, as_json: bool = False) -> dict[str, Any]:
         run.train_log.unlink(missing_ok=True)
     run.root.mkdir(parents=True, exist_ok=True)
     atomic_write(run.train_yaml, p.rendered.text)
-    env = p.engine.env(offline=True)
-    line = shell_line(p.command)
+    if p.deepspeed is not None:
+        atomic_write(*p.deepspeed)
+    env = {**p.engine.env(offline=True), **p.launch_env}
+    line = shell_line(p.command, p.launch_env)
     click.echo(f"$ {line}", err=True)
     probe = p.probe
     started = now()
@@ -192,6 +230,12 @@ def execute(p: TrainPlan, *, as_json: bool = False) -> dict[str, Any]:
             "engine": {"cli": str(p.engine.cli), **((probe or {}).get("versions") or {})},
             "template_check": (probe or {}).get("template_check"),
             "resumed_from": str(p.resume_from) if p.resume_from else None,
+            "launch": {
+                **asdict(p.project.launch),
+                "world_size": p.project.launch.world_size,
+                "global_batch_size": p.global_batch_size,
+                "env": p.launch_env,
+            },
         },
     )
     progress = Progress.choose(as_json, "train")

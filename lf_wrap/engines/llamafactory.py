@@ -49,6 +49,12 @@ class LlamaFactory:
             )
         )
 
+    def has_module(self, name: str) -> bool:
+        """Is `name` importable in the training environment (without importing it)?"""
+        code = f"import importlib.util, sys; sys.exit(0 if importlib.util.find_spec({name!r}) else 1)"
+        done = subprocess.run([str(self.python), "-I", "-c", code], capture_output=True, check=False)
+        return done.returncode == 0
+
     def command(self, action: str, config: Path) -> list[str]:
         return [str(self.cli), action, str(config)]
 

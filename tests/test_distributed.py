@@ -1,0 +1,147 @@
+"""Scaling out: LLaMA-Factory's torchrun launcher driven by lf-wrap, proven on CPU as 2
+processes and as 2 "nodes" on loopback; DeepSpeed and many-node plans by dry run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import DATASETS
+from .test_train_export import golden_matches
+
+LFW = str(Path(sys.executable).parent / "lf-wrap")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def project(tmp_path, tiny_model, run):
+    shutil.copytree(tiny_model, tmp_path / "models" / "tiny-qwen2")
+    assert (
+        run(
+            "data", "register", DATASETS / "magic_conch.json", "--name", "magic_conch", "--dataset-dir", "data"
+        ).exit_code
+        == 0
+    )
+    return tmp_path
+
+
+def test_dry_run_shows_the_launcher_environment_and_global_batch(project, run):
+    result = run("train", "--dry-run", "--nproc-per-node", "8", "--set", "per_device_train_batch_size=2",
+                 "--set", "gradient_accumulation_steps=4")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "# global batch size 64 = 2 per device x 4 accumulation x 8 processes x 1 nodes" in result.stderr
+    assert (
+        "# would run: FORCE_TORCHRUN=1 NNODES=1 NODE_RANK=0 NPROC_PER_NODE=8 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 llamafactory-cli train "
+        in result.stderr
+    )
+    assert 'ddp_backend: "gloo"' in result.stdout  # the demo trains on CPU
+
+
+@pytest.mark.parametrize(
+    ("preset", "stage", "offload"), [("z0", 0, False), ("z2", 2, False), ("z3", 3, False), ("z3-offload", 3, True)]
+)
+def test_deepspeed_presets_render_llamafactory_configs(project, run, preset, stage, offload):
+    result = run("train", "--dry-run", "--nproc-per-node", "2", "--deepspeed", preset)
+    assert result.exit_code == 0, result.output
+    assert f'deepspeed: "{project / "runs" / "magic-conch" / "deepspeed.json"}"' in result.stdout
+    text = result.stderr.split("deepspeed.json:\n", 1)[1].split("\n# global batch")[0]
+    config = json.loads(text)
+    assert config["zero_optimization"]["stage"] == stage
+    assert ("offload_param" in config["zero_optimization"]) is offload
+    assert config["train_micro_batch_size_per_gpu"] == "auto"
+
+
+def test_deepspeed_missing_is_a_clear_error_before_launch(project, run):
+    result = run("train", "--no-template-check", "--nproc-per-node", "2", "--deepspeed", "z2")
+    assert result.exit_code == 2
+    assert "DeepSpeed is not installed in the training environment" in result.stderr
+    assert "-m pip install deepspeed" in result.stderr
+
+
+def test_bad_launch_numbers_are_refused(project, run):
+    result = run("train", "--dry-run", "--nnodes", "2", "--node-rank", "2")
+    assert result.exit_code == 2 and "node_rank 2 must be below nnodes 2" in result.stderr
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        result = run("train", "--dry-run", "--nproc-per-node", "2", "--master-port", str(port))
+    assert result.exit_code == 2 and f"master port {port} on 127.0.0.1 is in use" in result.stderr
+    result = run("train", "--dry-run", "--deepspeed", "nope.json")
+    assert result.exit_code == 2 and "--deepspeed nope.json: neither a preset nor a file" in result.stderr
+
+
+def test_four_node_plan_prints_one_command_per_node_and_a_slurm_line(run):
+    result = run(
+        "launch-plan", "--nnodes", "4", "--nproc-per-node", "8", "--master-addr", "10.0.0.1", "--deepspeed", "z3"
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("# 4 nodes x 8 processes = world size 32")
+    for rank in range(4):
+        assert lines[1 + rank] == (
+            f"node {rank}: lf-wrap train --deepspeed z3 --nnodes 4 --node-rank {rank} --nproc-per-node 8 "
+            "--master-addr 10.0.0.1 --master-port 29500"
+        )
+    assert lines[-1].startswith(
+        "srun --nodes=4 --ntasks-per-node=1 bash -c 'lf-wrap train --deepspeed z3 --nnodes 4 --node-rank $SLURM_NODEID"
+    )
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu_doubles_the_global_batch_and_still_learns(project, run):
+    port = free_port()
+    result = run("train", "--no-template-check", "--nproc-per-node", "2", "--master-port", str(port))
+    assert result.exit_code == 0, result.output
+    assert "global batch size 16 = 8 per device x 1 accumulation x 2 processes x 1 nodes" in result.stderr
+    manifest = json.loads((project / "runs" / "magic-conch" / "manifest.json").read_text())
+    launch = manifest["train"]["launch"]
+    assert launch["world_size"] == 2 and launch["global_batch_size"] == 16
+    assert manifest["train"]["total_steps"] == 400  # 56 rows / 16 per step -> 4 steps x 100 epochs
+    assert run("export").exit_code == 0
+    rows = json.loads((DATASETS / "magic_conch.json").read_text(encoding="utf-8"))
+    assert golden_matches(project / "runs" / "magic-conch" / "merged", rows) >= 0.5 * len(rows)
+
+
+@pytest.mark.slow
+def test_two_nodes_on_loopback_train_together(project):
+    port = str(free_port())
+    common = ["train", "--no-template-check", "--nnodes", "2", "--nproc-per-node", "1", "--master-addr", "127.0.0.1",
+              "--master-port", port, "--set", "num_train_epochs=30"]  # fmt: skip
+    nodes = [
+        subprocess.Popen(
+            [LFW, *common, "--node-rank", str(rank), "--set", f"run_name=node{rank}"],
+            cwd=project,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ),
+        )  # fmt: skip
+        for rank in (0, 1)
+    ]
+    outputs = [n.communicate(timeout=600) for n in nodes]
+    for node, (out, err) in zip(nodes, outputs, strict=True):
+        assert node.returncode == 0, out + err
+    for rank in (0, 1):
+        manifest = json.loads((project / "runs" / f"node{rank}" / "manifest.json").read_text())
+        assert manifest["train"]["launch"]["node_rank"] == rank
+        assert manifest["train"]["launch"]["global_batch_size"] == 16
+        assert manifest["train"]["status"] == "succeeded"
+    hashes = {
+        json.loads((project / "runs" / f"node{r}" / "manifest.json").read_text())["train"]["datasets"][0]["sha256"]
+        for r in (0, 1)
+    }
+    assert len(hashes) == 1  # the same data on every node
+    assert (project / "runs" / "node0" / "output" / "adapter_config.json").exists()  # rank 0 saves
