@@ -128,7 +128,7 @@ def test_two_nodes_on_loopback_train_together(project):
             stderr=subprocess.PIPE,
             text=True,
             env=dict(os.environ),
-        )  # fmt: skip
+        )
         for rank in (0, 1)
     ]
     outputs = [n.communicate(timeout=600) for n in nodes]
