@@ -543,7 +543,9 @@ def launch_plan(config_file: Path | None, sets: tuple[str, ...], nnodes: int, np
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 exposes it.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--api-key", envvar="LF_WRAP_API_KEY", help="Require this key (or set LF_WRAP_API_KEY).")
-@click.option("--tensor-parallel-size", type=click.IntRange(1), help="Split the model over N devices.")
+@click.option("--tensor-parallel-size", type=click.IntRange(1), help="Split each layer over N devices.")
+@click.option("--pipeline-parallel-size", type=click.IntRange(1), help="Split the layers over N devices (or nodes).")
+@click.option("--data-parallel-size", type=click.IntRange(1), help="N replicas of the model.")
 @click.option("--dtype", help="auto, float16, bfloat16 or float32 (CPU default: float32).")
 @click.option("--detach", is_flag=True, help="Run in the background (pidfile + log in the run folder).")
 @click.option(
@@ -572,6 +574,8 @@ def serve(
     port: int,
     api_key: str | None,
     tensor_parallel_size: int | None,
+    pipeline_parallel_size: int | None,
+    data_parallel_size: int | None,
     dtype: str | None,
     detach: bool,
     timeout_s: float,
@@ -606,6 +610,8 @@ def serve(
         port=port,
         api_key=api_key,
         tensor_parallel_size=tensor_parallel_size,
+        pipeline_parallel_size=pipeline_parallel_size,
+        data_parallel_size=data_parallel_size,
         dtype=dtype,
         extra=extra,
     )

@@ -110,6 +110,8 @@ def plan(
     tensor_parallel_size: int | None,
     dtype: str | None,
     extra: tuple[str, ...],
+    pipeline_parallel_size: int | None = None,
+    data_parallel_size: int | None = None,
 ) -> ServePlan:
     run = RunFolder(project.run_dir.resolve())
     if model is None:
@@ -147,6 +149,10 @@ def plan(
         flags += ["--enable-lora", "--lora-modules", f"{name}={adapter.resolve()}", "--max-lora-rank", str(rank)]
     if tensor_parallel_size:
         flags += ["--tensor-parallel-size", str(tensor_parallel_size)]
+    if pipeline_parallel_size:
+        flags += ["--pipeline-parallel-size", str(pipeline_parallel_size)]
+    if data_parallel_size:
+        flags += ["--data-parallel-size", str(data_parallel_size)]
     if dtype:
         flags += ["--dtype", dtype]
     if api_key:
@@ -156,7 +162,8 @@ def plan(
     if engine.cpu_build and not dtype and not any(a.startswith("--dtype") for a in extra):
         flags += ["--dtype", "float32"]  # CPU kernels: float32 is exact and fast enough for small models
     command = engine.command(str(model.resolve()), flags)
-    env, changes = engine.env(offline=True, tensor_parallel=tensor_parallel_size or 1)
+    workers = (tensor_parallel_size or 1) * (pipeline_parallel_size or 1)
+    env, changes = engine.env(offline=True, tensor_parallel=workers)
     warnings = []
     if is_public(host) and not api_key:
         warnings.append(

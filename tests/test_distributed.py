@@ -148,3 +148,21 @@ def test_two_nodes_on_loopback_train_together(project):
     }
     assert len(hashes) == 1  # the same data on every node
     assert (project / "runs" / "node0" / "output" / "adapter_config.json").exists()  # rank 0 saves
+
+
+def test_serve_tensor_parallel_binds_one_core_set_per_cpu_worker(run, tiny_model):
+    import re
+
+    result = run("serve", "--dry-run", "--model", tiny_model, "--tensor-parallel-size", "2", "--port", str(free_port()))
+    assert result.exit_code == 0, result.output
+    assert "--tensor-parallel-size 2" in result.stdout
+    assert re.search(r"VLLM_CPU_OMP_THREADS_BIND='(\d+(-\d+)?)\|(\d+(-\d+)?)'", result.stdout)
+
+
+def test_multi_node_serving_command_passes_ray_and_parallel_sizes(run, tiny_model, monkeypatch):
+    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "user-choice")  # what the user set is kept
+    result = run("serve", "--dry-run", "--model", tiny_model, "--tensor-parallel-size", "8", "--pipeline-parallel-size",
+                 "2", "--vllm-arg=--distributed-executor-backend=ray", "--port", str(free_port()))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "--tensor-parallel-size 8 --pipeline-parallel-size 2 --distributed-executor-backend=ray" in result.stdout
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in result.stdout

@@ -65,11 +65,11 @@ class Vllm:
         if self.cpu_build:
             default("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache; the default (4) is a lot on a laptop
             if tensor_parallel > 1:
+                # One core set per CPU worker, e.g. "0|1" or "0-7|8-15": vLLM-CPU refuses to
+                # start tensor-parallel workers without it on a single NUMA node.
                 cores = os.cpu_count() or tensor_parallel
                 per = max(1, cores // tensor_parallel)
-                default(
-                    "VLLM_CPU_OMP_THREADS_BIND",
-                    "|".join(f"{i * per}-{i * per + per - 1}" for i in range(tensor_parallel)),
-                )
+                sets = [str(i * per) if per == 1 else f"{i * per}-{i * per + per - 1}" for i in range(tensor_parallel)]
+                default("VLLM_CPU_OMP_THREADS_BIND", "|".join(sets))
         env["PATH"] = f"{self.exe.parent}{os.pathsep}{env.get('PATH', '')}"
         return env, changes
