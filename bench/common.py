@@ -1,0 +1,94 @@
+"""Shared helpers for the benchmarks: timing child processes, peak memory, results files.
+
+Every figure a benchmark reports is a ratio of two things measured side by side in the
+same run (medians of several runs): this machine is noisy, absolute times are not
+comparable between runs. Nothing here is asserted in a test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+LFW = str(VENV_BIN / "lf-wrap")
+TRAIN_PY = REPO / ".venvs" / "train" / "bin" / "python"
+LF_CLI = REPO / ".venvs" / "train" / "bin" / "llamafactory-cli"
+RESULTS = REPO / "bench" / "results.json"
+
+_RSS_WRAPPER = (
+    "import resource, subprocess, sys, time\n"
+    "t = time.perf_counter()\n"
+    "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode\n"
+    "print(rc, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+)
+
+
+def measure(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[int, float, int]:
+    """(exit code, wall seconds, peak RSS in KiB) of one child process."""
+    out = subprocess.run(
+        [sys.executable, "-c", _RSS_WRAPPER, *cmd], capture_output=True, text=True, env=env, cwd=cwd, check=True
+    ).stdout.split()
+    return int(out[0]), float(out[1]), int(out[2])
+
+
+def median_time(cmd: list[str], runs: int, env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
+    return statistics.median(measure(cmd, env, cwd)[1] for _ in range(runs))
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "platform": platform.platform()}
+
+
+def save(name: str, result: dict[str, Any]) -> None:
+    """Merge one benchmark's result into bench/results.json and rewrite bench/results.md."""
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data["machine"] = machine()
+    data.setdefault("benchmarks", {})[name] = {"measured": datetime.now(UTC).isoformat(timespec="seconds"), **result}
+    RESULTS.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    write_markdown(data)
+
+
+def write_markdown(data: dict[str, Any]) -> None:
+    m = data["machine"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {m['cpus']} CPUs ({m['cpu']}), Python {m['python']}. Produced by `make bench`; each row is a",
+        "ratio of two things measured side by side in the same run (medians), never an absolute promise.",
+        "",
+        "| benchmark | compares | result | target | measured |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, r in data.get("benchmarks", {}).items():
+        lines.append(
+            f"| {name} | {r.get('compares', '')} | {r.get('summary', '')} | {r.get('target', '')} | {r['measured'][:10]} |"
+        )
+    (REPO / "bench" / "results.md").write_text("\n".join(lines) + "\n")
+
+
+def table(rows: list[tuple[str, str]]) -> None:
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
+
+
+def now() -> float:
+    return time.perf_counter()
