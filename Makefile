@@ -22,7 +22,7 @@ SERVE_STAMP := $(SERVE_VENV)/.lf-wrap-installed
 TRAIN_VENV  := .venvs/train
 TRAIN_STAMP := $(TRAIN_VENV)/.lf-wrap-installed
 
-.PHONY: setup setup-train setup-serve serve check test lint demo render finetune export clean
+.PHONY: setup setup-train setup-serve serve check bench test lint demo render finetune export clean
 
 ## setup: create .venv and install lf-wrap with everything its tests need (idempotent)
 setup: $(STAMP)
@@ -60,8 +60,8 @@ test: setup setup-train setup-serve
 
 ## lint: ruff
 lint: setup
-	$(PY) -m ruff check lf_wrap tests
-	$(PY) -m ruff format --check lf_wrap tests
+	$(PY) -m ruff check lf_wrap tests bench
+	$(PY) -m ruff format --check lf_wrap tests bench
 
 ## demo: tiny model -> validate -> register -> train -> export -> serve -> check -> stop
 demo: setup setup-train setup-serve
@@ -99,6 +99,10 @@ serve: setup setup-serve
 ## check: check a running server (make serve in another terminal, or lf-wrap serve --detach)
 check: setup
 	$(LFW) check $(CONFIG_ARG) $(if $(ARGS),$(ARGS),--base-url http://127.0.0.1:$(PORT))
+
+## bench: every benchmark in bench/ (ratios measured in one run); writes bench/results.json and results.md
+bench: setup setup-train setup-serve
+	$(PY) bench/run_all.py $(ARGS)
 
 ## render: print the train YAML for CONFIG (default: demo settings)
 render: setup

@@ -25,21 +25,26 @@ def main() -> None:
         validate_s = median_time([LFW, "data", "validate", str(data)], runs)
         lf_s = median_time([str(LF_CLI), "version"], runs)
     ratio_help, ratio_validate = help_s / lf_s, validate_s / lf_s
-    table([
-        ("lf-wrap --help", f"{help_s:.3f} s"),
-        ("lf-wrap data validate (10 rows)", f"{validate_s:.3f} s"),
-        ("llamafactory-cli version", f"{lf_s:.3f} s"),
-        ("ratio help / LLaMA-Factory", f"{ratio_help:.3f}"),
-        ("ratio validate / LLaMA-Factory", f"{ratio_validate:.3f}"),
-    ])  # fmt: skip
-    save("startup", {
-        "compares": "`lf-wrap --help` / `data validate` vs `llamafactory-cli version`",
-        "summary": f"help {ratio_help:.3f}x, validate {ratio_validate:.3f}x of LLaMA-Factory's start-up",
-        "target": "<= 0.1x",
-        "met": max(ratio_help, ratio_validate) <= 0.1,
-        "seconds": {"lf_wrap_help": help_s, "lf_wrap_validate": validate_s, "llamafactory_version": lf_s},
-        "runs": runs,
-    })  # fmt: skip
+    table(
+        [
+            ("lf-wrap --help", f"{help_s:.3f} s"),
+            ("lf-wrap data validate (10 rows)", f"{validate_s:.3f} s"),
+            ("llamafactory-cli version", f"{lf_s:.3f} s"),
+            ("ratio help / LLaMA-Factory", f"{ratio_help:.3f}"),
+            ("ratio validate / LLaMA-Factory", f"{ratio_validate:.3f}"),
+        ]
+    )
+    save(
+        "startup",
+        {
+            "compares": "`lf-wrap --help` / `data validate` vs `llamafactory-cli version`",
+            "summary": f"help {ratio_help:.3f}x, validate {ratio_validate:.3f}x of LLaMA-Factory's start-up",
+            "target": "<= 0.1x",
+            "met": max(ratio_help, ratio_validate) <= 0.1,
+            "seconds": {"lf_wrap_help": help_s, "lf_wrap_validate": validate_s, "llamafactory_version": lf_s},
+            "runs": runs,
+        },
+    )
 
 
 if __name__ == "__main__":

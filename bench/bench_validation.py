@@ -16,7 +16,21 @@ from pathlib import Path
 from common import LFW, measure, save, table
 
 ZH = "蟹堡王的神奇海螺为您服务美味蟹黄堡秘方海绵宝宝章鱼哥"
-EN = "the krusty krab magic conch answers questions about burgers and the secret formula".split()
+EN = [
+    "the",
+    "krusty",
+    "krab",
+    "magic",
+    "conch",
+    "answers",
+    "questions",
+    "about",
+    "burgers",
+    "and",
+    "the",
+    "secret",
+    "formula",
+]
 BARE = {
     "jsonl": "import json, sys\nn = 0\nfor line in open(sys.argv[1], encoding='utf-8'):\n    if line.strip():\n        json.loads(line); n += 1\n",
     "array": "import json, sys\njson.load(open(sys.argv[1], encoding='utf-8'))\n",
@@ -35,8 +49,11 @@ def generate(path: Path, rows: int, kind: str, seed: int = 0) -> None:
         if kind == "array":
             f.write("[\n")
         for i in range(rows):
-            row = {"instruction": text(rng, rng.randint(5, 30)), "input": text(rng, rng.randint(0, 20)),
-                   "output": text(rng, rng.randint(20, 120))}  # fmt: skip
+            row = {
+                "instruction": text(rng, rng.randint(5, 30)),
+                "input": text(rng, rng.randint(0, 20)),
+                "output": text(rng, rng.randint(20, 120)),
+            }
             line = json.dumps(row, ensure_ascii=False)
             if kind == "array":
                 f.write(line + (",\n" if i < rows - 1 else "\n"))
@@ -68,12 +85,24 @@ def main() -> None:
                 lfw_s, lfw_rss = best([LFW, "data", "validate", str(path)], runs)
                 bare_s, bare_rss = best([sys.executable, "-c", BARE[kind], str(path)], runs)
                 key = f"{kind}_{n}"
-                out[key] = {"rows": n, "mb": path.stat().st_size / 1e6, "lf_wrap_s": lfw_s, "bare_s": bare_s,
-                            "ratio": bare_s / lfw_s, "lf_wrap_rows_per_s": n / lfw_s, "bare_rows_per_s": n / bare_s,
-                            "lf_wrap_peak_rss_mb": lfw_rss / 1024, "bare_peak_rss_mb": bare_rss / 1024}  # fmt: skip
-                rows_out.append((f"{kind} {n:,} rows ({out[key]['mb']:.0f} MB)",
-                                 f"lf-wrap {n / lfw_s:,.0f} rows/s, bare loop {n / bare_s:,.0f} rows/s -> "
-                                 f"{bare_s / lfw_s:.2f}x; peak RSS {lfw_rss / 1024:.0f} MB"))  # fmt: skip
+                out[key] = {
+                    "rows": n,
+                    "mb": path.stat().st_size / 1e6,
+                    "lf_wrap_s": lfw_s,
+                    "bare_s": bare_s,
+                    "ratio": bare_s / lfw_s,
+                    "lf_wrap_rows_per_s": n / lfw_s,
+                    "bare_rows_per_s": n / bare_s,
+                    "lf_wrap_peak_rss_mb": lfw_rss / 1024,
+                    "bare_peak_rss_mb": bare_rss / 1024,
+                }
+                rows_out.append(
+                    (
+                        f"{kind} {n:,} rows ({out[key]['mb']:.0f} MB)",
+                        f"lf-wrap {n / lfw_s:,.0f} rows/s, bare loop {n / bare_s:,.0f} rows/s -> "
+                        f"{bare_s / lfw_s:.2f}x; peak RSS {lfw_rss / 1024:.0f} MB",
+                    )
+                )
     small, large = (out[f"jsonl_{n}"]["lf_wrap_peak_rss_mb"] for n in sizes)
     growth = large / small
     rows_out.append(
@@ -81,13 +110,16 @@ def main() -> None:
     )
     table(rows_out)
     worst = min(v["ratio"] for v in out.values())
-    save("validation", {
-        "compares": "`lf-wrap data validate` vs a bare json.loads loop, same file",
-        "summary": f"{worst:.2f}x the bare loop's speed at worst; JSONL peak RSS x{growth:.2f} for x{sizes[1] // sizes[0]} rows",
-        "target": ">= 0.5x; flat JSONL memory",
-        "met": worst >= 0.5 and growth < 1.5,
-        "files": out,
-    })  # fmt: skip
+    save(
+        "validation",
+        {
+            "compares": "`lf-wrap data validate` vs a bare json.loads loop, same file",
+            "summary": f"{worst:.2f}x the bare loop's speed at worst; JSONL peak RSS x{growth:.2f} for x{sizes[1] // sizes[0]} rows",
+            "target": ">= 0.5x; flat JSONL memory",
+            "met": worst >= 0.5 and growth < 1.5,
+            "files": out,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -18,12 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+# The checkout whose engines and datasets are used (the smoke test runs a copy of bench/).
+REPO = Path(os.environ.get("LF_WRAP_BENCH_REPO") or HERE.parent)
 VENV_BIN = Path(sys.executable).parent
 LFW = str(VENV_BIN / "lf-wrap")
 TRAIN_PY = REPO / ".venvs" / "train" / "bin" / "python"
 LF_CLI = REPO / ".venvs" / "train" / "bin" / "llamafactory-cli"
-RESULTS = REPO / "bench" / "results.json"
+RESULTS = HERE / "results.json"
 
 _RSS_WRAPPER = (
     "import resource, subprocess, sys, time\n"
@@ -81,7 +83,7 @@ def write_markdown(data: dict[str, Any]) -> None:
         lines.append(
             f"| {name} | {r.get('compares', '')} | {r.get('summary', '')} | {r.get('target', '')} | {r['measured'][:10]} |"
         )
-    (REPO / "bench" / "results.md").write_text("\n".join(lines) + "\n")
+    (HERE / "results.md").write_text("\n".join(lines) + "\n")
 
 
 def table(rows: list[tuple[str, str]]) -> None:
@@ -92,3 +94,34 @@ def table(rows: list[tuple[str, str]]) -> None:
 
 def now() -> float:
     return time.perf_counter()
+
+
+def make_project(root: Path) -> Path:
+    """A project folder with the tiny model and the demo dataset registered (as make demo does)."""
+    root.mkdir(parents=True, exist_ok=True)
+    model = root / "models" / "tiny-qwen2"
+    if not (model / "config.json").exists():
+        subprocess.run([LFW, "model", "tiny", str(model)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            LFW,
+            "data",
+            "register",
+            str(REPO / "datasets" / "magic_conch.json"),
+            "--name",
+            "magic_conch",
+            "--dataset-dir",
+            str(root / "data"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (root / "lf-wrap.yaml").write_text(
+        subprocess.run(
+            [sys.executable, "-c", "from lf_wrap.config import init_text; print(init_text(), end='')"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    return root

@@ -1,0 +1,170 @@
+"""Serving: the tiny model behind `lf-wrap serve` (vLLM) vs the tutorials' FastAPI +
+transformers `/generate` server (seeds_server.py): output tokens/s and p50/p95 latency at
+concurrency 1 and 16, same prompts, same 64 output tokens per request (EOS ignored).
+
+Targets: >= 10x the seeds' server at concurrency 16, and no slower at concurrency 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from common import LFW, REPO, TRAIN_PY, make_project, save, table
+
+TOKENS = 64
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prompts() -> list[str]:
+    rows = json.loads((REPO / "datasets" / "magic_conch.json").read_text(encoding="utf-8"))
+    return [r["instruction"] for r in rows]
+
+
+def load(call, concurrency: int, requests: int) -> dict[str, float]:  # noqa: ANN001
+    ps = prompts()
+
+    def one(i: int) -> tuple[float, int]:
+        start = time.perf_counter()
+        tokens = call(ps[i % len(ps)])
+        return time.perf_counter() - start, tokens
+
+    call(ps[0])  # warm-up
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        results = list(pool.map(one, range(requests)))
+    wall = time.perf_counter() - start
+    lat = sorted(r[0] for r in results)
+    return {
+        "tok_s": sum(r[1] for r in results) / wall,
+        "p50_s": statistics.median(lat),
+        "p95_s": lat[min(len(lat) - 1, round(0.95 * (len(lat) - 1)))],
+        "requests": requests,
+    }
+
+
+def wait_health(url: str, proc: subprocess.Popen | None, timeout_s: float = 300) -> None:
+    end = time.time() + timeout_s
+    while time.time() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} not healthy in {timeout_s} s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    plan = [(1, 4), (2, 4)] if args.quick else [(1, 16), (16, 64)]
+    results: dict[str, dict[str, dict[str, float]]] = {"vllm": {}, "seeds": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        project = make_project(Path(tmp) / "p")
+        model = project / "models" / "tiny-qwen2"
+        cfg = str(project / "lf-wrap.yaml")
+        port = free_port()
+        subprocess.run(
+            [
+                LFW,
+                "serve",
+                "--config",
+                cfg,
+                "--model",
+                str(model),
+                "--detach",
+                "--port",
+                str(port),
+                "--set",
+                "run_name=bench",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            client = httpx.Client(timeout=120)
+
+            def vllm_call(prompt: str) -> int:
+                body = {
+                    "model": "bench",
+                    "messages": [{"role": "user", "content": prompt}],
+                    "max_tokens": TOKENS,
+                    "temperature": 0,
+                    "ignore_eos": True,
+                }
+                r = client.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body)
+                r.raise_for_status()
+                return r.json()["usage"]["completion_tokens"]
+
+            for c, n in plan:
+                results["vllm"][str(c)] = load(vllm_call, c, n)
+        finally:
+            subprocess.run([LFW, "serve", "stop", "--config", cfg, "--set", "run_name=bench"], capture_output=True)
+        sport = free_port()
+        seeds = subprocess.Popen(
+            [str(TRAIN_PY), str(REPO / "bench" / "seeds_server.py"), str(model), str(sport)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_health(f"http://127.0.0.1:{sport}/health", seeds)
+            client = httpx.Client(timeout=600)
+
+            def seeds_call(prompt: str) -> int:
+                r = client.get(
+                    f"http://127.0.0.1:{sport}/generate", params={"prompt": prompt, "max_new_tokens": TOKENS}
+                )
+                r.raise_for_status()
+                return r.json()["tokens"]
+
+            for c, n in plan:
+                results["seeds"][str(c)] = load(seeds_call, c, n)
+        finally:
+            seeds.terminate()
+            seeds.wait(30)
+    rows = []
+    ratios = {}
+    for c, _ in plan:
+        v, s = results["vllm"][str(c)], results["seeds"][str(c)]
+        ratios[c] = v["tok_s"] / s["tok_s"]
+        rows.append(
+            (
+                f"concurrency {c}",
+                f"vLLM {v['tok_s']:,.0f} tok/s (p50 {v['p50_s']:.2f} s, p95 {v['p95_s']:.2f} s) vs "
+                f"seeds {s['tok_s']:,.0f} tok/s (p50 {s['p50_s']:.2f} s, p95 {s['p95_s']:.2f} s) -> {ratios[c]:.1f}x",
+            )
+        )
+    table(rows)
+    lo, hi = plan[0][0], plan[-1][0]
+    save(
+        "serving",
+        {
+            "compares": "`lf-wrap serve` (vLLM) vs the tutorials' FastAPI + transformers server",
+            "summary": f"{ratios[hi]:.1f}x output tok/s at concurrency {hi}, {ratios[lo]:.2f}x at {lo}",
+            "target": ">= 10x at 16; >= 1x at 1",
+            "met": ratios[hi] >= 10 and ratios[lo] >= 1,
+            "results": results,
+            "output_tokens_per_request": TOKENS,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
