@@ -76,12 +76,12 @@ def write_markdown(data: dict[str, Any]) -> None:
         f"Machine: {m['cpus']} CPUs ({m['cpu']}), Python {m['python']}. Produced by `make bench`; each row is a",
         "ratio of two things measured side by side in the same run (medians), never an absolute promise.",
         "",
-        "| benchmark | compares | result | target | measured |",
-        "| --- | --- | --- | --- | --- |",
+        "| benchmark | compares | result | target | met | measured |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, r in data.get("benchmarks", {}).items():
         lines.append(
-            f"| {name} | {r.get('compares', '')} | {r.get('summary', '')} | {r.get('target', '')} | {r['measured'][:10]} |"
+            f"| {name} | {r.get('compares', '')} | {r.get('summary', '')} | {r.get('target', '')} | {'yes' if r.get('met') else 'no'} | {r['measured'][:10]} |"
         )
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
 

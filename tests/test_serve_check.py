@@ -208,3 +208,13 @@ def test_ctrl_c_stops_a_foreground_server_and_its_children(trained):
     assert "server stopped (SIGINT)" in err
     time.sleep(0.5)
     assert processes_mentioning(f"--port {port}") == []
+
+
+def test_public_address_without_api_key_warns_and_keys_are_redacted(run, tiny_model, monkeypatch):
+    result = run("serve", "--dry-run", "--model", tiny_model, "--host", "0.0.0.0", "--port", str(free_port()))
+    assert result.exit_code == 0
+    assert "warning: serving on 0.0.0.0 without --api-key" in result.stderr
+    monkeypatch.setenv("LF_WRAP_API_KEY", "from-the-environment")
+    result = run("serve", "--dry-run", "--model", tiny_model, "--host", "0.0.0.0", "--port", str(free_port()))
+    assert "warning" not in result.stderr
+    assert "--api-key '***'" in result.stdout and "from-the-environment" not in result.output

@@ -181,7 +181,8 @@ def _processes_mentioning(text: str) -> list[int]:
     return pids
 
 
-def test_ctrl_c_stops_the_engine_and_leaves_no_process(project):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_stops_the_engine_and_leaves_no_process(project, sig):
     lfw = Path(sys.executable).parent / "lf-wrap"
     proc = subprocess.Popen(
         [str(lfw), "train", "--no-template-check", "--set", "num_train_epochs=5000", "--set", "logging_steps=1"],
@@ -198,13 +199,13 @@ def test_ctrl_c_stops_the_engine_and_leaves_no_process(project):
         time.sleep(0.2)
     train_yaml = str(project / "runs" / "magic-conch" / "train.yaml")
     assert _processes_mentioning(train_yaml), "the engine should be running"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
-    assert "training interrupted (SIGINT)" in err
+    assert f"training interrupted ({sig.name})" in err
     assert "lf-wrap train --resume" in err
     time.sleep(0.5)
     assert _processes_mentioning(train_yaml) == []
     manifest = json.loads((project / "runs" / "magic-conch" / "manifest.json").read_text())
     assert manifest["train"]["status"] == "interrupted"
-    assert manifest["train"]["interrupted_by"] == "SIGINT"
+    assert manifest["train"]["interrupted_by"] == sig.name
