@@ -218,3 +218,14 @@ def test_public_address_without_api_key_warns_and_keys_are_redacted(run, tiny_mo
     result = run("serve", "--dry-run", "--model", tiny_model, "--host", "0.0.0.0", "--port", str(free_port()))
     assert "warning" not in result.stderr
     assert "--api-key '***'" in result.stdout and "from-the-environment" not in result.output
+
+
+def test_tensor_parallel_2_on_cpu_passes_check(trained, detached):
+    result, _port = detached("--tensor-parallel-size", "2")
+    assert result.returncode == 0, result.stderr
+    assert "VLLM_CPU_OMP_THREADS_BIND=" in result.stderr and "--tensor-parallel-size 2" in result.stderr
+    check = lfw("check", "--config", trained["config"], "--json")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert json.loads(check.stdout)["ok"] is True
+    log = (trained["run"] / "serve.log").read_text()
+    assert "world_size=2" in log
