@@ -59,6 +59,17 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture
+def project(tmp_path: Path, tiny_model: Path, run: Callable[..., Result]) -> Path:
+    """A project folder (the current directory): the tiny model, the demo dataset registered."""
+    import shutil
+
+    shutil.copytree(tiny_model, tmp_path / "models" / "tiny-qwen2")
+    reg = run("data", "register", DATASETS / "magic_conch.json", "--name", "magic_conch", "--dataset-dir", "data")
+    assert reg.exit_code == 0, reg.output
+    return tmp_path
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> dict[str, Any]:
     """One real train + export of the demo (through llamafactory-cli), shared by the tests

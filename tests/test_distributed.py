@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -23,18 +22,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture
-def project(tmp_path, tiny_model, run):
-    shutil.copytree(tiny_model, tmp_path / "models" / "tiny-qwen2")
-    assert (
-        run(
-            "data", "register", DATASETS / "magic_conch.json", "--name", "magic_conch", "--dataset-dir", "data"
-        ).exit_code
-        == 0
-    )
-    return tmp_path
 
 
 def test_dry_run_shows_the_launcher_environment_and_global_batch(project, run):

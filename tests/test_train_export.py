@@ -31,18 +31,9 @@ def _engine_or_fail() -> LlamaFactory:
         pytest.fail(f"LLaMA-Factory is not installed ({err}); run `make setup-train`")
 
 
-@pytest.fixture
-def project(tmp_path: Path, tiny_model: Path, run) -> Path:
-    """A project folder: the tiny model, the demo dataset registered, default settings."""
+@pytest.fixture(autouse=True)
+def _needs_engine() -> None:
     _engine_or_fail()
-    shutil.copytree(tiny_model, tmp_path / "models" / "tiny-qwen2")
-    assert (
-        run(
-            "data", "register", DATASETS / "magic_conch.json", "--name", "magic_conch", "--dataset-dir", "data"
-        ).exit_code
-        == 0
-    )
-    return tmp_path
 
 
 def golden_matches(model_dir: Path, rows: list[dict]) -> int:
