@@ -200,3 +200,28 @@ def test_ctrl_c_stops_the_engine_and_leaves_no_process(project, sig):
     manifest = json.loads((project / "runs" / "magic-conch" / "manifest.json").read_text())
     assert manifest["train"]["status"] == "interrupted"
     assert manifest["train"]["interrupted_by"] == sig.name
+
+
+def test_ctrl_c_during_export_stops_it_and_records_it(trained):
+    root = trained["root"]
+    run_dir = root / "runs" / "export-interrupted"
+    shutil.copytree(trained["run"] / "output", run_dir / "output")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "lf-wrap"), "export", "--config", trained["config"],
+         "--set", "run_name=export-interrupted"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    export_yaml = str(run_dir / "export.yaml")
+    deadline = time.monotonic() + 60
+    while not _processes_mentioning(export_yaml):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "export never started"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "export interrupted (SIGINT)" in err
+    time.sleep(0.5)
+    assert _processes_mentioning(export_yaml) == []
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["export"]["status"] == "interrupted"
