@@ -143,8 +143,8 @@ def base_entry(fmt: FormatName, *, style: Style = "alpaca") -> dict[str, Any]:
                             "chosen": "chosen", "rejected": "rejected"},
                 "tags": dict(OPENAI_TAGS)}  # fmt: skip
     if fmt == "preference" and style == "alpaca":
-        return {"ranking": True, "columns": {"prompt": "instruction", "query": "input",
-                                             "chosen": "chosen", "rejected": "rejected", "system": "system"}}  # fmt: skip
+        columns = {"prompt": "instruction", "query": "input", "chosen": "chosen", "rejected": "rejected"}
+        return {"ranking": True, "columns": {**columns, "system": "system"}}
     if fmt in ("sharegpt", "preference"):
         cols: dict[str, str] = {"messages": "conversations", "system": "system", "tools": "tools"}
         entry: dict[str, Any] = {"formatting": "sharegpt", "columns": cols}

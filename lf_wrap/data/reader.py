@@ -85,7 +85,7 @@ class DatasetFile:
         with path.open("rb") as f:
             head = f.read(65536)
         if not head:
-            raise DatasetFileError(f"{path}: file is empty", hint="add rows, e.g. [{\"instruction\": …, \"output\": …}]")
+            raise DatasetFileError(f"{path}: file is empty", hint='add rows, e.g. [{"instruction": …, "output": …}]')
         if head.startswith(_BOM):
             raise DatasetFileError(
                 f"{path}:1:1: file starts with a UTF-8 byte-order mark (BOM)",

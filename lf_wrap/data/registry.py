@@ -50,7 +50,9 @@ def read_info(dataset_dir: Path, *, must_exist: bool = True) -> dict[str, Any]:
     try:
         info = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as err:
-        raise LfWrapError(f"{path}: not valid UTF-8 (offset {err.start})", hint="restore the file from a backup") from None
+        raise LfWrapError(
+            f"{path}: not valid UTF-8 (offset {err.start})", hint="restore the file from a backup"
+        ) from None
     except json.JSONDecodeError as err:
         raise LfWrapError(
             f"{path}:{err.lineno}:{err.colno}: invalid JSON: {err.msg}",
@@ -85,7 +87,9 @@ def entry_file(dataset_dir: Path, name: str, entry: Any) -> Path:
         )
     file_name = entry.get("file_name")
     if not isinstance(file_name, str) or not file_name:
-        raise LfWrapError(f"{where}.file_name: missing or not a string", hint='set "file_name": "<file in the dataset dir>"')
+        raise LfWrapError(
+            f"{where}.file_name: missing or not a string", hint='set "file_name": "<file in the dataset dir>"'
+        )
     if Path(file_name).is_absolute() or ".." in Path(file_name).parts:
         raise LfWrapError(
             f"{where}.file_name: {file_name!r} points outside the dataset dir",

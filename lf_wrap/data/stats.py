@@ -83,7 +83,9 @@ def compute(path: Path, fmt: str = "auto", tokenizer_dir: Path | None = None, cu
 
 def load_tokenizer(path: Path) -> Any:
     if not (path / "tokenizer_config.json").exists() and not (path / "tokenizer.json").exists():
-        raise LfWrapError(f"{path}: no tokenizer files (tokenizer.json / tokenizer_config.json)", hint="pass a model folder")
+        raise LfWrapError(
+            f"{path}: no tokenizer files (tokenizer.json / tokenizer_config.json)", hint="pass a model folder"
+        )
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(path))

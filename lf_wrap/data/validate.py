@@ -144,7 +144,9 @@ class RowChecker:
         t = spec.tags
         self.user_roles = tuple(x for x in (t["user_tag"], t["observation_tag"]) if x)
         self.assistant_roles = tuple(x for x in (t["assistant_tag"], t["function_tag"]) if x)
-        self.all_roles = tuple(dict.fromkeys(self.user_roles + self.assistant_roles + ((t["system_tag"],) if t["system_tag"] else ())))
+        self.all_roles = tuple(
+            dict.fromkeys(self.user_roles + self.assistant_roles + ((t["system_tag"],) if t["system_tag"] else ()))
+        )
 
     def check(self, row: Any) -> Iterator[tuple[str, str, str, Severity]]:
         if not isinstance(row, dict):
@@ -165,7 +167,12 @@ class RowChecker:
         if col and col in row and row[col] is not None:
             allowed = (str,) if self.spec.formatting != "openai" else (str, list, dict)
             if not isinstance(row[col], allowed):
-                yield col, f"must be a string, got {_type_name(row[col])}", "store tool descriptions as a JSON string", "error"
+                yield (
+                    col,
+                    f"must be a string, got {_type_name(row[col])}",
+                    "store tool descriptions as a JSON string",
+                    "error",
+                )
 
     # -- alpaca --------------------------------------------------------------------
     def _check_alpaca(self, row: dict[str, Any]) -> Iterator[tuple[str, str, str, Severity]]:
@@ -186,9 +193,12 @@ class RowChecker:
             names = " and ".join(f'"{c}"' for c in (pcol, qcol) if c)
             missing = pcol is not None and pcol not in row
             what = "missing" if missing else "empty prompt"
-            yield where, f"{what}: {names} {'are' if ' and ' in names else 'is'} empty or absent", (
-                f'every row needs the user\'s question in "{pcol or qcol}"'
-            ), "error"
+            yield (
+                where,
+                f"{what}: {names} {'are' if ' and ' in names else 'is'} empty or absent",
+                f'every row needs the user\'s question in "{pcol or qcol}"',
+                "error",
+            )
 
         if spec.ranking:
             for name in ("chosen", "rejected"):
@@ -212,15 +222,21 @@ class RowChecker:
         if hcol and row.get(hcol) is not None:
             history = row[hcol]
             if not isinstance(history, list):
-                yield hcol, f"must be a list of [question, answer] pairs, got {_type_name(history)}", (
-                    'write e.g. [["hi", "hello"]] or remove the field'
-                ), "error"
+                yield (
+                    hcol,
+                    f"must be a list of [question, answer] pairs, got {_type_name(history)}",
+                    'write e.g. [["hi", "hello"]] or remove the field',
+                    "error",
+                )
             else:
                 for i, pair in enumerate(history):
                     if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
-                        yield f"{hcol}[{i}]", "must be a [question, answer] pair of two strings", (
-                            'write e.g. ["hi", "hello"]'
-                        ), "error"
+                        yield (
+                            f"{hcol}[{i}]",
+                            "must be a [question, answer] pair of two strings",
+                            'write e.g. ["hi", "hello"]',
+                            "error",
+                        )
                     elif any(not x.strip() for x in pair):
                         yield f"{hcol}[{i}]", "has an empty question or answer", "fill it in or drop the turn", "error"
 
@@ -231,7 +247,12 @@ class RowChecker:
         elif not isinstance(row[col], str):
             yield col, f"must be a string, got {_type_name(row[col])}", f'write "{col}" as a JSON string', "error"
         elif not row[col].strip():
-            yield col, f"{what} is empty", "the model would learn to answer nothing: fill it in or drop the row", "error"
+            yield (
+                col,
+                f"{what} is empty",
+                "the model would learn to answer nothing: fill it in or drop the row",
+                "error",
+            )
 
     # -- sharegpt / openai -----------------------------------------------------------
     def _check_conversation(self, row: dict[str, Any]) -> Iterator[tuple[str, str, str, Severity]]:
@@ -239,7 +260,12 @@ class RowChecker:
         mcol = self.col_messages
         rtag, ctag = spec.tag("role_tag"), spec.tag("content_tag")
         if not mcol:
-            yield "", "the dataset entry maps no messages column", 'add "columns": {"messages": "conversations"}', "error"
+            yield (
+                "",
+                "the dataset entry maps no messages column",
+                'add "columns": {"messages": "conversations"}',
+                "error",
+            )
             return
         if mcol not in row or row[mcol] is None:
             yield mcol, "missing", f'every row needs a list of messages in "{mcol}"', "error"
@@ -252,7 +278,12 @@ class RowChecker:
             yield mcol, "empty conversation", "add a user message and an assistant answer, or drop the row", "error"
             return
         if not rtag or not ctag:
-            yield "", "the dataset entry has no role_tag/content_tag", 'set "tags": {"role_tag": …, "content_tag": …}', "error"
+            yield (
+                "",
+                "the dataset entry has no role_tag/content_tag",
+                'set "tags": {"role_tag": …, "content_tag": …}',
+                "error",
+            )
             return
 
         roles: list[tuple[int, str]] = []  # (index in list, role) after the leading system
@@ -263,18 +294,33 @@ class RowChecker:
         for i, msg in enumerate(messages):
             path = f"{mcol}[{i}]"
             if not isinstance(msg, dict):
-                yield path, f"message is {_type_name(msg)}, expected an object", f'write {{"{rtag}": …, "{ctag}": …}}', "error"
+                yield (
+                    path,
+                    f"message is {_type_name(msg)}, expected an object",
+                    f'write {{"{rtag}": …, "{ctag}": …}}',
+                    "error",
+                )
                 bad = True
                 continue
             if rtag not in msg:
-                yield path, f'has no "{rtag}" key', f"each message needs \"{rtag}\" (one of {', '.join(self.all_roles)})", "error"
+                yield (
+                    path,
+                    f'has no "{rtag}" key',
+                    f'each message needs "{rtag}" (one of {", ".join(self.all_roles)})',
+                    "error",
+                )
                 bad = True
                 continue
             role = msg[rtag]
             if spec.formatting == "openai" and role in self.assistant_roles and msg.get("tool_calls"):
                 role = spec.tag("function_tag") or role
             if role not in self.all_roles:
-                yield f"{path}.{rtag}", f"unknown role {role!r}", f"use one of: {', '.join(map(str, self.all_roles))}", "error"
+                yield (
+                    f"{path}.{rtag}",
+                    f"unknown role {role!r}",
+                    f"use one of: {', '.join(map(str, self.all_roles))}",
+                    "error",
+                )
                 bad = True
                 continue
             if ctag not in msg and not (spec.formatting == "openai" and msg.get("tool_calls")):
@@ -285,14 +331,24 @@ class RowChecker:
                 if spec.formatting == "openai" and msg.get("tool_calls"):
                     pass
                 elif not isinstance(content, str):
-                    yield f"{path}.{ctag}", f"must be a string, got {_type_name(content)}", "write the message text as a string", "error"
+                    yield (
+                        f"{path}.{ctag}",
+                        f"must be a string, got {_type_name(content)}",
+                        "write the message text as a string",
+                        "error",
+                    )
                     bad = True
                 elif not content.strip() and role in (user_tag, assistant_tag):
                     yield f"{path}.{ctag}", f"empty {role!r} message", "fill it in or drop the turn", "error"
                     bad = True
             if role == system_tag:
                 if i != 0:
-                    yield f"{path}.{rtag}", "a system message may only come first", "move it to the start or drop it", "error"
+                    yield (
+                        f"{path}.{rtag}",
+                        "a system message may only come first",
+                        "move it to the start or drop it",
+                        "error",
+                    )
                     bad = True
                 continue
             if spec.formatting == "openai" and role == spec.tag("observation_tag"):
@@ -313,21 +369,30 @@ class RowChecker:
             expected = self.user_roles if want_user else self.assistant_roles
             if role not in expected:
                 kind = "user" if want_user else "assistant"
-                yield f"{mcol}[{i}].{rtag}", (
-                    f"turn order broken: expected a {kind} turn ({' or '.join(map(repr, expected))}), found {role!r}"
-                ), "turns must alternate user → assistant → user → …", "error"
+                yield (
+                    f"{mcol}[{i}].{rtag}",
+                    f"turn order broken: expected a {kind} turn ({' or '.join(map(repr, expected))}), found {role!r}",
+                    "turns must alternate user → assistant → user → …",
+                    "error",
+                )
                 return
             want_user = not want_user
         last_i, last_role = roles[-1]
         if not spec.ranking and want_user is False:
-            yield f"{mcol}[{last_i}]", f"conversation ends on {last_role!r}", (
-                f"the last message must be the answer to learn ({assistant_tag!r}): add it or drop the last turn"
-            ), "error"
+            yield (
+                f"{mcol}[{last_i}]",
+                f"conversation ends on {last_role!r}",
+                f"the last message must be the answer to learn ({assistant_tag!r}): add it or drop the last turn",
+                "error",
+            )
         if spec.ranking:
             if want_user is True:
-                yield f"{mcol}[{last_i}]", f"a preference conversation must end on the user, found {last_role!r}", (
-                    "put the answers in chosen/rejected, not in the conversation"
-                ), "error"
+                yield (
+                    f"{mcol}[{last_i}]",
+                    f"a preference conversation must end on the user, found {last_role!r}",
+                    "put the answers in chosen/rejected, not in the conversation",
+                    "error",
+                )
             for name in ("chosen", "rejected"):
                 col = spec.col(name)
                 if not col:
@@ -335,13 +400,19 @@ class RowChecker:
                     continue
                 value = row.get(col)
                 if not isinstance(value, dict):
-                    yield col, f"must be a message object, got {_type_name(value)}", (
-                        f'write {{"{rtag}": "{assistant_tag}", "{ctag}": "…"}}'
-                    ), "error"
+                    yield (
+                        col,
+                        f"must be a message object, got {_type_name(value)}",
+                        f'write {{"{rtag}": "{assistant_tag}", "{ctag}": "…"}}',
+                        "error",
+                    )
                 elif value.get(rtag) not in self.assistant_roles:
-                    yield f"{col}.{rtag}", f"must be an assistant role ({', '.join(map(repr, self.assistant_roles))})", (
-                        f"set \"{rtag}\": \"{assistant_tag}\""
-                    ), "error"
+                    yield (
+                        f"{col}.{rtag}",
+                        f"must be an assistant role ({', '.join(map(repr, self.assistant_roles))})",
+                        f'set "{rtag}": "{assistant_tag}"',
+                        "error",
+                    )
                 elif not isinstance(value.get(ctag), str) or not value[ctag].strip():
                     yield f"{col}.{ctag}", "empty or not a string", "fill in the answer", "error"
 
@@ -419,7 +490,7 @@ def _peek(rows: Iterator[Row | BadRow]) -> tuple[list[Row | BadRow], Iterator[Ro
     head: list[Row | BadRow] = []
     for row in rows:
         head.append(row)
-        if isinstance(row, Row) and isinstance(row.value, dict) or len(head) >= 100:
+        if (isinstance(row, Row) and isinstance(row.value, dict)) or len(head) >= 100:
             break
     return head, rows
 
