@@ -82,6 +82,65 @@ def test_warnings_do_not_fail_and_suggest_the_key_meant(run, write):
     assert result.stdout.strip() == f"{path}: OK, 3 rows, format alpaca, 2 warnings"
 
 
+def test_duplicates_are_listed_in_row_order_with_the_line_of_the_repeat(run, write):
+    text = "\n".join(
+        [
+            json.dumps({"instruction": "a", "output": "1"}),  # line 1, row 0
+            "",
+            json.dumps({"instruction": "b", "output": "2"}),  # line 3, row 1
+            json.dumps({"instruction": "", "output": "x"}),  # line 4, row 2: error, never a duplicate
+            json.dumps({"instruction": "b", "output": "2"}),  # line 5, row 3
+            json.dumps({"instruction": "", "output": "x"}),  # line 6, row 4: error again
+            json.dumps({"instruction": "a", "output": "1"}),  # line 7, row 5
+        ]
+    )
+    path = write("dups.jsonl", text + "\n")
+    result = run("data", "validate", path)
+    assert result.exit_code == 2
+    listed = lines_of(result.stderr)[:4]
+    assert listed[0].startswith(f"{path}:4: [row 2].instruction: empty prompt")
+    assert listed[1].startswith(f"{path}:5: [row 3]: duplicate of row 1")
+    assert listed[2].startswith(f"{path}:6: [row 4].instruction: empty prompt")
+    assert listed[3].startswith(f"{path}:7: [row 5]: duplicate of row 0")
+
+
+def test_duplicate_search_for_large_files_agrees_with_the_small_file_search():
+    import random
+
+    from lf_wrap.data.duplicates import DuplicateFinder
+
+    rng = random.Random(7)
+    rows = [{"instruction": str(rng.randrange(300)), "output": "x"} for _ in range(2000)]
+    small, large = DuplicateFinder(numpy_above=10**9), DuplicateFinder(numpy_above=0)
+    for finder in (small, large):
+        for i, row in enumerate(rows):
+            if i % 7:  # every 7th row is "invalid" and never compared
+                finder.add(i, row, line=i + 1)
+    found = list(small.found())
+    assert found == list(large.found())
+    firsts: dict[str, int] = {}
+    expected = []
+    for i, row in enumerate(rows):
+        if i % 7:
+            first = firsts.setdefault(row["instruction"], i)
+            if first != i:
+                expected.append((i, first, i + 1))
+    assert [tuple(d) for d in found] == expected and len(expected) > 1000
+
+
+def test_duplicates_in_a_file_past_the_numpy_threshold_are_reported(run, write):
+    from lf_wrap.data.duplicates import NUMPY_ABOVE
+
+    rows = [{"instruction": f"q{i}", "output": "a"} for i in range(NUMPY_ABOVE + 5)]
+    rows.append({"instruction": "q3", "output": "a"})
+    path = write("big.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    result = run("data", "validate", path, "--json")
+    report = json.loads(result.stdout)
+    assert result.exit_code == 0 and report["duplicates"] == 1
+    assert report["issues"][0]["message"] == "duplicate of row 3"
+    assert report["issues"][0]["line"] == NUMPY_ABOVE + 6
+
+
 def test_json_report_is_machine_readable(run, write):
     path = write("bad.json", '[\n{"instruction": "hi", "output": "hello"},\n{"instruction": "q"}\n]\n')
     result = run("data", "validate", path, "--json")

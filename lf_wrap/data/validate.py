@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
-
+from lf_wrap.data.duplicates import DuplicateFinder
 from lf_wrap.data.formats import FormatName, Spec, detect_format, spec_for_format
 from lf_wrap.data.reader import BadRow, DatasetFile, Row
 from lf_wrap.errors import LfWrapError
@@ -177,18 +176,17 @@ class RowChecker:
     # -- alpaca --------------------------------------------------------------------
     def _check_alpaca(self, row: dict[str, Any]) -> Iterator[tuple[str, str, str, Severity]]:
         spec = self.spec
-        prompt_parts = []
-        for name in ("prompt", "query"):
-            col = spec.col(name)
-            if not col:
-                continue
-            value = row.get(col)
-            if value is not None and not isinstance(value, str):
-                yield col, f"must be a string, got {_type_name(value)}", f'write "{col}" as a JSON string', "error"
-            elif value:
-                prompt_parts.append(value)
         pcol, qcol = self.col_prompt, self.col_query
-        if not any(p.strip() for p in prompt_parts) and (pcol or qcol):
+        has_prompt = False
+        for col in (pcol, qcol):
+            value = row.get(col) if col else None
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                yield col, f"must be a string, got {_type_name(value)}", f'write "{col}" as a JSON string', "error"
+            elif not has_prompt and value.strip():
+                has_prompt = True
+        if not has_prompt and (pcol or qcol):
             where = pcol or qcol or ""
             names = " and ".join(f'"{c}"' for c in (pcol, qcol) if c)
             missing = pcol is not None and pcol not in row
@@ -417,15 +415,6 @@ class RowChecker:
                     yield f"{col}.{ctag}", "empty or not a string", "fill in the answer", "error"
 
 
-def _row_key(value: Any) -> int:
-    """A 64-bit fingerprint of a row, for duplicate warnings (an int: 4x smaller than a digest)."""
-    try:
-        raw = orjson.dumps(value)
-    except TypeError:
-        raw = repr(value).encode()
-    return hash(raw)
-
-
 def validate_rows(
     source: DatasetFile,
     rows: Iterable[Row | BadRow],
@@ -439,7 +428,7 @@ def validate_rows(
     known = spec.known_keys
     unknown_first: dict[str, Issue] = {}
     unknown_count: dict[str, int] = {}
-    seen: dict[int, int] = {}
+    duplicates = DuplicateFinder()
     for row in rows:
         report.rows += 1
         if isinstance(row, BadRow):
@@ -469,15 +458,15 @@ def validate_rows(
             unknown_first[key] = issue
             report.add(issue)
         if not problems:
-            digest = _row_key(value)
-            first = seen.setdefault(digest, row.index)
-            if first != row.index:
-                report.duplicates += 1
-                report.add(Issue(
-                    "warning", row.index, "", f"duplicate of row {first}",
-                    "duplicates weigh that example more in training; drop them if unintended",
-                    line=source.line_of(row),
-                ))  # fmt: skip
+            duplicates.add(row.index, value, row.line)
+    for dup in duplicates.found():
+        report.duplicates += 1
+        line = dup.line or source.line_of(Row(dup.row, None))
+        report.add(Issue(
+            "warning", dup.row, "", f"duplicate of row {dup.first}",
+            "duplicates weigh that example more in training; drop them if unintended", line=line,
+        ))  # fmt: skip
+    report.issues.sort(key=lambda i: -1 if i.row is None else i.row)  # stable: per row, as found
     for key, issue in unknown_first.items():
         if unknown_count[key] > 1:
             issue.message += f" (in {unknown_count[key]} rows)"
