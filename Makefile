@@ -22,7 +22,7 @@ SERVE_STAMP := $(SERVE_VENV)/.lf-wrap-installed
 TRAIN_VENV  := .venvs/train
 TRAIN_STAMP := $(TRAIN_VENV)/.lf-wrap-installed
 
-.PHONY: setup setup-train setup-serve serve check bench test lint demo render finetune export clean
+.PHONY: setup setup-train setup-serve serve check bench setup-tcmalloc test lint demo render finetune export clean
 
 ## setup: create .venv and install lf-wrap with everything its tests need (idempotent)
 setup: $(STAMP)
@@ -101,8 +101,17 @@ check: setup
 	$(LFW) check $(CONFIG_ARG) $(if $(ARGS),$(ARGS),--base-url http://127.0.0.1:$(PORT))
 
 ## bench: every benchmark in bench/ (ratios measured in one run); writes bench/results.json and results.md
-bench: setup setup-train setup-serve
+bench: setup setup-train setup-serve setup-tcmalloc
 	$(PY) bench/run_all.py $(ARGS)
+
+## setup-tcmalloc: the allocator vLLM's CPU guide asks for (Debian package; needs root), best effort
+setup-tcmalloc:
+	@if ldconfig -p 2>/dev/null | grep -q libtcmalloc_minimal.so.4; then echo "tcmalloc: present"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	  { apt-get install -y -qq libtcmalloc-minimal4 >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq libtcmalloc-minimal4 >/dev/null 2>&1; }; }; \
+	then echo "tcmalloc: installed libtcmalloc-minimal4"; \
+	else echo "tcmalloc: not installed (apt-get install libtcmalloc-minimal4); lf-wrap serve works without it, slower on CPU"; fi
 
 ## render: print the train YAML for CONFIG (default: demo settings)
 render: setup

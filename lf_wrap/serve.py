@@ -24,7 +24,7 @@ from typing import Any
 import click
 
 from lf_wrap.config import Project
-from lf_wrap.engines.vllm import Vllm
+from lf_wrap.engines.vllm import TCMALLOC_HINT, Vllm
 from lf_wrap.errors import ExternalError, LfWrapError
 from lf_wrap.files import atomic_write
 from lf_wrap.models import check_model_dir
@@ -162,19 +162,40 @@ def plan(
     if engine.cpu_build and not dtype and not any(a.startswith("--dtype") for a in extra):
         flags += ["--dtype", "float32"]  # CPU kernels: float32 is exact and fast enough for small models
     command = engine.command(str(model.resolve()), flags)
-    workers = (tensor_parallel_size or 1) * (pipeline_parallel_size or 1)
-    env, changes = engine.env(offline=True, tensor_parallel=workers)
+    sizes = parallel_sizes(flags)  # --vllm-arg may set them too
+    env, changes = engine.env(offline=True, workers=sizes["tp"] * sizes["pp"], data_parallel=sizes["dp"])
     warnings = []
     if is_public(host) and not api_key:
         warnings.append(
             f"warning: serving on {host} without --api-key: anyone who can reach this machine can use the model "
             "(set --api-key or LF_WRAP_API_KEY)"
         )
+    if engine.cpu_build and "tcmalloc" not in env.get("LD_PRELOAD", ""):
+        warnings.append(f"note: {TCMALLOC_HINT}")
     if not port_free(host, port):
         raise LfWrapError(f"port {port} on {host} is already in use", hint="pick another --port, or stop what uses it")
     return ServePlan(
         run, model.resolve(), command, env, changes, host, port, served_name or run.name, api_key, warnings
     )
+
+
+_SIZE_FLAGS = {
+    "--tensor-parallel-size": "tp", "-tp": "tp",
+    "--pipeline-parallel-size": "pp", "-pp": "pp",
+    "--data-parallel-size": "dp", "-dp": "dp",
+}  # fmt: skip
+
+
+def parallel_sizes(flags: list[str]) -> dict[str, int]:
+    """Tensor/pipeline/data parallel sizes as vLLM will read them from `flags` (last one wins)."""
+    sizes = {"tp": 1, "pp": 1, "dp": 1}
+    for i, flag in enumerate(flags):
+        name, eq, value = flag.partition("=")
+        if name in _SIZE_FLAGS:
+            raw = value if eq else (flags[i + 1] if i + 1 < len(flags) else "")
+            with contextlib.suppress(ValueError):
+                sizes[_SIZE_FLAGS[name]] = max(1, int(raw))
+    return sizes
 
 
 def check_model_dir_tokenizer(path: Path) -> None:

