@@ -1,9 +1,11 @@
 """Wrapper overhead: `lf-wrap train` vs a bare `llamafactory-cli train` on the same
 rendered YAML (tiny model, demo dataset), alternating runs, medians.
 
-Target: at most 3% extra wall time. Reported twice: the wrapper alone
-(--no-template-check), and with the train/serve chat-template check, which costs one
-LLaMA-Factory import (a few seconds, independent of the length of training).
+Target: at most 3% extra wall time. Reported three ways: the wrapper alone
+(--no-template-check); with the train/serve chat-template check the first time a
+model/template pair is seen (one LLaMA-Factory import, a few seconds, independent of the
+length of training); and with the check remembered (lf-wrap caches an agreement keyed by
+the model's tokenizer files, the template and the training environment).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def main() -> None:
         bare_yaml = project / "bare.yaml"
         bare_yaml.write_text(yaml_text.replace("overwrite_output_dir: false", "overwrite_output_dir: true"))
         env = {**os.environ, "DISABLE_VERSION_CHECK": "1", "HF_HUB_OFFLINE": "1"}
+        lfw_env = {**os.environ, "LF_WRAP_CACHE_DIR": str(Path(tmp) / "cache")}  # starts empty
         wrapped, checked, bare = [], [], []
 
         def run_bare() -> None:
@@ -40,15 +43,20 @@ def main() -> None:
             bare.append(t)
 
         def run_wrapped() -> None:
-            rc, t, _ = measure([LFW, "train", *common, "--set", "run_name=w", "--overwrite", "--no-template-check"])
+            rc, t, _ = measure(
+                [LFW, "train", *common, "--set", "run_name=w", "--overwrite", "--no-template-check"], env=lfw_env
+            )
             assert rc == 0
             wrapped.append(t)
 
+        checked_cmd = [LFW, "train", *common, "--set", "run_name=c", "--overwrite"]
+        rc, first, _ = measure(checked_cmd, env=lfw_env)  # the template check runs for real
+        assert rc == 0
         # Alternate the order every round (ABBA) so warm caches favour neither side.
         for i in range(runs):
             for step in (run_bare, run_wrapped) if i % 2 == 0 else (run_wrapped, run_bare):
                 step()
-            rc, t, _ = measure([LFW, "train", *common, "--set", "run_name=c", "--overwrite"])
+            rc, t, _ = measure(checked_cmd, env=lfw_env)  # the agreement is remembered now
             assert rc == 0
             checked.append(t)
     b, w, c = (statistics.median(x) for x in (bare, wrapped, checked))
@@ -56,17 +64,25 @@ def main() -> None:
         [
             (f"bare llamafactory-cli train ({epochs} epochs)", f"{b:.1f} s"),
             ("lf-wrap train --no-template-check", f"{w:.1f} s ({(w / b - 1) * 100:+.1f}%)"),
-            ("lf-wrap train (with template check)", f"{c:.1f} s ({(c / b - 1) * 100:+.1f}%)"),
+            ("lf-wrap train, template check run (first time)", f"{first:.1f} s ({(first / b - 1) * 100:+.1f}%)"),
+            ("lf-wrap train, template check remembered", f"{c:.1f} s ({(c / b - 1) * 100:+.1f}%)"),
         ]
     )
     save(
         "overhead",
         {
             "compares": "`lf-wrap train` vs bare `llamafactory-cli train`, same YAML",
-            "summary": f"{(w / b - 1) * 100:+.1f}% wall time (wrapper); {(c / b - 1) * 100:+.1f}% with the template check",
+            "summary": f"{(w / b - 1) * 100:+.1f}% wall time (wrapper); with the template check "
+            f"{(c / b - 1) * 100:+.1f}% once remembered, {(first / b - 1) * 100:+.1f}% the first time "
+            f"(+{first - b:.0f} s, once per model/template)",
             "target": "<= +3%",
-            "met": w / b <= 1.03,
-            "seconds": {"bare": bare, "wrapped": wrapped, "with_template_check": checked},
+            "met": w / b <= 1.03 and c / b <= 1.03,
+            "seconds": {
+                "bare": bare,
+                "wrapped": wrapped,
+                "template_check_first": first,
+                "template_check_remembered": checked,
+            },
             "epochs": epochs,
         },
     )

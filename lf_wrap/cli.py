@@ -448,8 +448,10 @@ def train(
     click.echo(p.batch_arithmetic(), err=True)
     if p.probe:
         check = p.probe["template_check"]
+        how = ", remembered from an earlier identical check" if check.get("cached") else ""
         click.echo(
-            f"template check: {check['template']!r} and the model's chat template agree ({check['status']})", err=True
+            f"template check: {check['template']!r} and the model's chat template agree ({check['status']}{how})",
+            err=True,
         )
     for note in p.notes:
         click.echo(note, err=True)

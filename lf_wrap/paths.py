@@ -20,3 +20,12 @@ def templates_dir() -> Path:
 
 def datasets_dir() -> Path:
     return _bundled("datasets")
+
+
+def cache_dir() -> Path:
+    """lf-wrap's cache: $LF_WRAP_CACHE_DIR, else $XDG_CACHE_HOME/lf-wrap, else ~/.cache/lf-wrap."""
+    import os
+
+    if os.environ.get("LF_WRAP_CACHE_DIR"):
+        return Path(os.environ["LF_WRAP_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lf-wrap"

@@ -16,6 +16,14 @@ REPO = Path(__file__).resolve().parent.parent
 DATASETS = REPO / "datasets"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """lf-wrap's cache (remembered template checks) lives in the session's temp folder, never in ~/.cache."""
+    import os
+
+    os.environ["LF_WRAP_CACHE_DIR"] = str(tmp_path_factory.mktemp("lf-wrap-cache"))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test runs in its own empty folder, never in the checkout."""

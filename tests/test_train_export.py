@@ -19,7 +19,7 @@ import pytest
 
 from lf_wrap.engines.llamafactory import LlamaFactory
 
-from .conftest import DATASETS
+from .conftest import DATASETS, REPO
 
 pytestmark = pytest.mark.slow
 
@@ -225,3 +225,31 @@ def test_ctrl_c_during_export_stops_it_and_records_it(trained):
     assert _processes_mentioning(export_yaml) == []
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["export"]["status"] == "interrupted"
+
+
+def test_a_wrong_template_is_refused_before_training_with_both_prompts(project, run):
+    result = run("train", "--set", "template=llama3")
+    assert result.exit_code == 2, result.output
+    assert "give different prompts for the same message" in result.stderr
+    assert "<|start_header_id|>user<|end_header_id|>" in result.stderr  # what llama3 would train on
+    assert "<|im_start|>user" in result.stderr  # what the model's own template serves
+    assert "`template:` in lf-wrap.yaml" in result.stderr  # how to fix it
+    assert not (project / "runs" / "magic-conch" / "output").exists()
+
+
+def test_template_agreement_is_remembered_until_the_tokenizer_changes(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("LF_WRAP_CACHE_DIR", str(tmp_path / "cache"))
+    engine = LlamaFactory.find(project_root=REPO)
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model, model)
+    first = engine.probe(model, "qwen")["template_check"]
+    second = engine.probe(model, "qwen")["template_check"]
+    assert first["status"] == "match" and "cached" not in first
+    assert second["cached"] is True and second["train_prompt"] == first["train_prompt"]
+
+    jinja = model / "chat_template.jinja"
+    jinja.write_text(jinja.read_text().replace("<|im_start|>assistant", "<|im_start|>bot"))
+    changed = engine.probe(model, "qwen")["template_check"]
+    again = engine.probe(model, "qwen")["template_check"]
+    assert changed["status"] == "mismatch" and "cached" not in changed
+    assert again["status"] == "mismatch" and "cached" not in again  # a mismatch is never remembered

@@ -6,6 +6,8 @@ transformers pin differs from vLLM's), so lf-wrap finds `llamafactory-cli` and r
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import subprocess
@@ -15,15 +17,23 @@ from typing import Any
 
 from lf_wrap.engines.locate import locate
 from lf_wrap.errors import ExternalError, LfWrapError
+from lf_wrap.files import atomic_write
+from lf_wrap.paths import cache_dir
+from lf_wrap.runs import sha256_file
 
 ENV_VAR = "LF_WRAP_LLAMAFACTORY_CLI"
 DEFAULT_VENV = Path(".venvs") / "train"
 PROBE = Path(__file__).with_name("llamafactory_probe.py")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt", ".h5", ".msgpack")
 INSTALL_HINT = (
     "install it with `make setup-train` (a .venvs/train environment), or `pip install llamafactory==0.9.5` "
     f"in its own virtual environment and point {ENV_VAR} (or `llamafactory_cli:` in lf-wrap.yaml) "
     "at its llamafactory-cli"
 )
+
+
+def probe_cache_path(key: str) -> Path:
+    return cache_dir() / "template-check" / f"{key}.json"
 
 
 @dataclass(frozen=True)
@@ -72,8 +82,40 @@ class LlamaFactory:
         env["PATH"] = f"{self.cli.parent}{os.pathsep}{env.get('PATH', '')}"
         return env
 
-    def probe(self, model_dir: Path, template: str, timeout_s: float = 300.0) -> dict[str, Any]:
-        """Versions + template agreement, computed by LLaMA-Factory's own code."""
+    def probe(self, model_dir: Path, template: str, timeout_s: float = 300.0, cache: bool = True) -> dict[str, Any]:
+        """Versions + template agreement, computed by LLaMA-Factory's own code.
+
+        The check imports LLaMA-Factory (~6 s on 2 CPUs, a third of a short training run), so an
+        agreement is remembered under cache_dir(), keyed by everything its answer depends on:
+        the probe's code, the template name, every non-weight file of the model folder and
+        the list of packages installed in the training environment. A mismatch is never cached.
+        """
+        key = self._probe_key(model_dir, template) if cache else None
+        cached = probe_cache_path(key) if key else None
+        if cached is not None and cached.exists():
+            with contextlib.suppress(OSError, ValueError):
+                result = json.loads(cached.read_text(encoding="utf-8"))
+                result["template_check"]["cached"] = True
+                return result
+        result = self._run_probe(model_dir, template, timeout_s)
+        if cached is not None and result.get("template_check", {}).get("status") == "match":
+            with contextlib.suppress(OSError):
+                atomic_write(cached, json.dumps(result, ensure_ascii=False))
+        return result
+
+    def _probe_key(self, model_dir: Path, template: str) -> str | None:
+        packages = sorted(p.name for p in self.python.parent.parent.glob("lib/python*/site-packages/*.dist-info"))
+        if not packages:
+            return None  # an environment lf-wrap cannot fingerprint: always run the check
+        h = hashlib.sha256()
+        for part in (PROBE.read_bytes(), template.encode(), "\n".join(packages).encode()):
+            h.update(hashlib.sha256(part).digest())
+        for path in sorted(model_dir.iterdir()):
+            if path.is_file() and not path.name.endswith(WEIGHT_SUFFIXES):
+                h.update(path.name.encode() + b"\0" + bytes.fromhex(sha256_file(path)))
+        return h.hexdigest()
+
+    def _run_probe(self, model_dir: Path, template: str, timeout_s: float) -> dict[str, Any]:
         if not self.python.exists():
             raise LfWrapError(
                 f"{self.python}: no Python beside {self.cli}",
