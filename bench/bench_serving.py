@@ -4,7 +4,10 @@ concurrency 1 and 16, same prompts, same 64 output tokens per request (EOS ignor
 
 A third server, plain vLLM (the same command without the environment lf-wrap adds on CPU,
 see lf_wrap/engines/vllm.py), shows what that tuning is worth, measured in the same run.
-Each level is measured in three rounds; the median round is reported.
+All three servers are started first and idle while another is measured; every round
+measures each of them in turn (this machine's speed drifts by minutes, which must not
+favour whichever server happens to go first), after one untimed pass at each concurrency;
+the median of three rounds is reported, and the per-round ratios are kept in results.json.
 
 Targets: >= 10x the seeds' server at concurrency 16, and no slower at concurrency 1.
 """
@@ -12,6 +15,7 @@ Targets: >= 10x the seeds' server at concurrency 16, and no slower at concurrenc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -24,6 +28,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 from common import LFW, REPO, TRAIN_PY, make_project, save, table
@@ -64,9 +69,9 @@ def load(call, concurrency: int, requests: int) -> dict[str, float]:  # noqa: AN
     }
 
 
-def median_load(call, concurrency: int, requests: int, rounds: int) -> dict[str, float]:  # noqa: ANN001
-    runs = sorted((load(call, concurrency, requests) for _ in range(rounds)), key=lambda r: r["tok_s"])
-    return {**runs[len(runs) // 2], "rounds_tok_s": [round(r["tok_s"], 1) for r in runs]}  # type: ignore[dict-item]
+def median_round(runs: list[dict[str, float]]) -> dict[str, Any]:
+    ranked = sorted(runs, key=lambda r: r["tok_s"])
+    return {**ranked[len(ranked) // 2], "rounds_tok_s": [round(r["tok_s"], 1) for r in runs]}
 
 
 def chat_call(port: int):  # noqa: ANN201
@@ -112,41 +117,39 @@ def main() -> None:
     args = ap.parse_args()
     plan = [(1, 4), (2, 4)] if args.quick else [(1, 32), (16, 256)]
     rounds = 1 if args.quick else 3
-    results: dict[str, dict[str, dict[str, float]]] = {"vllm": {}, "vllm_plain": {}, "seeds": {}}
-    with tempfile.TemporaryDirectory() as tmp:
+    names = ("vllm", "vllm_plain", "seeds")
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         project = make_project(Path(tmp) / "p")
         model = project / "models" / "tiny-qwen2"
         cfg = str(project / "lf-wrap.yaml")
         serve = [LFW, "serve", "--config", cfg, "--model", str(model), "--set", "run_name=bench"]
+        calls = {}
 
         # 1. lf-wrap serve, as a user runs it
         port = free_port()
         subprocess.run([*serve, "--detach", "--port", str(port)], check=True, capture_output=True)
-        try:
-            call = chat_call(port)
-            for c, n in plan:
-                results["vllm"][str(c)] = median_load(call, c, n, rounds)
-        finally:
-            subprocess.run([LFW, "serve", "stop", "--config", cfg, "--set", "run_name=bench"], capture_output=True)
+        stack.callback(
+            subprocess.run, [LFW, "serve", "stop", "--config", cfg, "--set", "run_name=bench"], capture_output=True
+        )
+        calls["vllm"] = chat_call(port)
 
         # 2. the same vLLM command with vLLM's own defaults (no CPU tuning from lf-wrap)
         port = free_port()
         dry = subprocess.run([*serve, "--dry-run", "--port", str(port)], check=True, capture_output=True, text=True)
-        command = plain_vllm_command(dry.stdout.strip().splitlines()[-1])
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
         for key in ("LD_PRELOAD", "OMP_NUM_THREADS", "VLLM_ENABLE_V1_MULTIPROCESSING"):
             env.pop(key, None)
         plain = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            plain_vllm_command(dry.stdout.strip().splitlines()[-1]),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
-        try:
-            wait_health(f"http://127.0.0.1:{port}/health", plain)
-            call = chat_call(port)
-            for c, n in plan:
-                results["vllm_plain"][str(c)] = median_load(call, c, n, rounds)
-        finally:
-            os.killpg(plain.pid, signal.SIGTERM)
-            plain.wait(60)
+        stack.callback(plain.wait, 60)
+        stack.callback(os.killpg, plain.pid, signal.SIGTERM)
+        wait_health(f"http://127.0.0.1:{port}/health", plain)
+        calls["vllm_plain"] = chat_call(port)
 
         # 3. the tutorials' FastAPI + transformers server
         sport = free_port()
@@ -155,22 +158,32 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        try:
-            wait_health(f"http://127.0.0.1:{sport}/health", seeds)
-            client = httpx.Client(timeout=600)
+        stack.callback(seeds.wait, 30)
+        stack.callback(seeds.terminate)
+        wait_health(f"http://127.0.0.1:{sport}/health", seeds)
+        client = httpx.Client(timeout=600)
 
-            def seeds_call(prompt: str) -> int:
-                r = client.get(
-                    f"http://127.0.0.1:{sport}/generate", params={"prompt": prompt, "max_new_tokens": TOKENS}
-                )
-                r.raise_for_status()
-                return r.json()["tokens"]
+        def seeds_call(prompt: str) -> int:
+            r = client.get(f"http://127.0.0.1:{sport}/generate", params={"prompt": prompt, "max_new_tokens": TOKENS})
+            r.raise_for_status()
+            return r.json()["tokens"]
 
+        calls["seeds"] = seeds_call
+        measured: dict[str, dict[int, list[dict[str, float]]]] = {n: {c: [] for c, _ in plan} for n in names}
+        for name in names:  # untimed: every server sees every batch size once before it is measured
+            for c, _ in plan:
+                load(calls[name], c, c)
+        for _ in range(rounds):
             for c, n in plan:
-                results["seeds"][str(c)] = median_load(seeds_call, c, n, rounds)
-        finally:
-            seeds.terminate()
-            seeds.wait(30)
+                for name in names:
+                    measured[name][c].append(load(calls[name], c, n))
+    results = {name: {str(c): median_round(measured[name][c]) for c, _ in plan} for name in names}
+    per_round = {
+        str(c): [
+            round(v["tok_s"] / s["tok_s"], 2) for v, s in zip(measured["vllm"][c], measured["seeds"][c], strict=True)
+        ]
+        for c, _ in plan
+    }
     rows = []
     ratios, tuning = {}, {}
     for c, _ in plan:
@@ -198,6 +211,7 @@ def main() -> None:
             "target": ">= 10x at 16; >= 1x at 1",
             "met": ratios[hi] >= 10 and ratios[lo] >= 1,
             "results": results,
+            "ratio_to_seeds_per_round": per_round,
             "output_tokens_per_request": TOKENS,
         },
     )
