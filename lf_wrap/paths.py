@@ -3,6 +3,7 @@ the copies packaged inside the wheel (pyproject.toml force-includes them)."""
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -24,8 +25,6 @@ def datasets_dir() -> Path:
 
 def cache_dir() -> Path:
     """lf-wrap's cache: $LF_WRAP_CACHE_DIR, else $XDG_CACHE_HOME/lf-wrap, else ~/.cache/lf-wrap."""
-    import os
-
     if os.environ.get("LF_WRAP_CACHE_DIR"):
         return Path(os.environ["LF_WRAP_CACHE_DIR"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lf-wrap"

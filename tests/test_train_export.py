@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from lf_wrap.engines.llamafactory import LlamaFactory
+from lf_wrap.engines.llamafactory import LlamaFactory, probe_cache_path
 
 from .conftest import DATASETS, REPO
 
@@ -246,6 +246,9 @@ def test_template_agreement_is_remembered_until_the_tokenizer_changes(tiny_model
     second = engine.probe(model, "qwen")["template_check"]
     assert first["status"] == "match" and "cached" not in first
     assert second["cached"] is True and second["train_prompt"] == first["train_prompt"]
+    probe_cache_path(engine._probe_key(model, "qwen")).write_text("{not json")
+    recovered = engine.probe(model, "qwen")["template_check"]
+    assert recovered["status"] == "match" and "cached" not in recovered  # a damaged entry is checked again
 
     jinja = model / "chat_template.jinja"
     jinja.write_text(jinja.read_text().replace("<|im_start|>assistant", "<|im_start|>bot"))

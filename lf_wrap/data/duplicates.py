@@ -27,15 +27,6 @@ class Duplicate(NamedTuple):
     line: int  # line the repeat starts on, 0 when the reader did not know it
 
 
-def fingerprint(value: Any) -> int:
-    """A 64-bit fingerprint of a row (never 0, which marks skipped rows)."""
-    try:
-        raw = orjson.dumps(value)
-    except TypeError:
-        raw = repr(value).encode()
-    return hash(raw) or 1
-
-
 class DuplicateFinder:
     """Collects fingerprints row by row; `found()` lists every repeat in row order."""
 
@@ -47,7 +38,7 @@ class DuplicateFinder:
     def add(self, index: int, value: Any, line: int | None) -> None:
         if index != len(self._fps):
             self._pad(index)
-        try:  # fingerprint() inlined: this runs once per row
+        try:  # a 64-bit fingerprint (never 0, which marks skipped rows); inline: this runs per row
             raw = orjson.dumps(value)
         except TypeError:
             raw = repr(value).encode()

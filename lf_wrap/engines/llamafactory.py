@@ -93,7 +93,7 @@ class LlamaFactory:
         key = self._probe_key(model_dir, template) if cache else None
         cached = probe_cache_path(key) if key else None
         if cached is not None and cached.exists():
-            with contextlib.suppress(OSError, ValueError):
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):  # unreadable: check again
                 result = json.loads(cached.read_text(encoding="utf-8"))
                 result["template_check"]["cached"] = True
                 return result
