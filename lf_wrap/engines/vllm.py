@@ -14,9 +14,10 @@ help (bench/bench_serving.py; the user's own variables always win):
 - On small machines (<= 4 usable CPUs, one worker): the model runs inside the engine
   process (VLLM_ENABLE_V1_MULTIPROCESSING=0) with OMP_NUM_THREADS = CPUs - 1, one CPU left to
   the API server, the same split vLLM's thread binding makes. The extra worker process that
-  binding needs costs more there than it saves: on 2 CPUs it halved throughput at 16
-  concurrent requests, and two OpenMP threads fighting the API server for the second CPU
-  made one small kernel (slot mapping) take 15% of every step.
+  binding needs costs more there than it saves: on 2 CPUs vLLM's defaults gave 0.54-0.62x
+  the output tokens/s of these settings at 16 concurrent requests, and two OpenMP threads
+  fighting the API server for the second CPU made one small kernel (slot mapping) take 15%
+  of every step.
 """
 
 from __future__ import annotations
