@@ -18,17 +18,27 @@ help (bench/bench_serving.py; the user's own variables always win):
   the output tokens/s of these settings at 16 concurrent requests, and two OpenMP threads
   fighting the API server for the second CPU made one small kernel (slot mapping) take 15%
   of every step.
+
+With an API key, the key goes to the server in VLLM_API_KEY (vLLM reads it like
+`--api-key`, but the environment is not visible in `ps` the way arguments are), and
+vllm_plugin/ goes first on PYTHONPATH so that `--middleware lf_wrap_auth.ApiKeyMiddleware`
+can put every route but /health behind the key (vLLM's own check covers only /v1 and a few
+other prefixes).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from lf_wrap.engines.locate import locate
 
 ENV_VAR = "LF_WRAP_VLLM"
+KEY_ENV = "VLLM_API_KEY"  # read by vLLM itself and by lf_wrap_auth.ApiKeyMiddleware
+PLUGIN_DIR = Path(__file__).resolve().parent / "vllm_plugin"
+AUTH_MIDDLEWARE = "lf_wrap_auth.ApiKeyMiddleware"
 DEFAULT_VENV = Path(".venvs") / "serve"
 SMALL_MACHINE_CPUS = 4
 TCMALLOC_HINT = "vLLM on CPU runs faster with tcmalloc: install it with `apt-get install libtcmalloc-minimal4`"
@@ -48,10 +58,30 @@ def _is_cpu_build(bin_dir: Path) -> bool:
 
 def usable_cpus() -> int:
     """CPUs this process may run on (a cgroup cpuset or `taskset` counts, unlike os.cpu_count)."""
+    return len(usable_cpu_ids())
+
+
+def usable_cpu_ids() -> list[int]:
+    """The ids of the CPUs this process may run on, sorted: under `taskset -c 4-7` or a cgroup
+    cpuset they are not 0..n-1, and binding threads to CPUs outside the set fails."""
     try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux (macOS has no affinity API)
+        return list(range(os.cpu_count() or 1))
+
+
+def cpu_list(ids: Sequence[int]) -> str:
+    """CPU ids as a Linux cpu list (what VLLM_CPU_OMP_THREADS_BIND takes): [0, 1, 2, 5] -> "0-2,5"."""
+    parts: list[str] = []
+    start = prev = None
+    for cpu in [*sorted(ids), None]:
+        if cpu is not None and prev is not None and cpu == prev + 1:
+            prev = cpu
+            continue
+        if start is not None:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = cpu
+    return ",".join(parts)
 
 
 def find_tcmalloc(dirs: tuple[str, ...] | None = None) -> Path | None:
@@ -90,15 +120,24 @@ class Vllm:
         return lib if lib.exists() else None
 
     def env(
-        self, *, offline: bool, workers: int = 1, data_parallel: int = 1, cpus: int | None = None
+        self,
+        *,
+        offline: bool,
+        workers: int = 1,
+        data_parallel: int = 1,
+        cpus: int | Sequence[int] | None = None,
+        api_key: str | None = None,
     ) -> tuple[dict[str, str], dict[str, str]]:
         """(full environment, the variables lf-wrap set) for the server process.
 
         `workers` is tensor x pipeline parallel size: the CPU worker processes of one replica.
+        `cpus`: the CPU ids to use (default: this process's affinity set); a number n means 0..n-1.
+        With `api_key`, the changes hold the key itself: redact them before printing.
         """
         env = dict(os.environ)
         changes: dict[str, str] = {}
-        cpus = cpus or usable_cpus()
+        cpu_ids = list(range(cpus)) if isinstance(cpus, int) else sorted(cpus or usable_cpu_ids())
+        n_cpus = len(cpu_ids)
 
         def default(key: str, value: str) -> None:
             if key not in env:
@@ -113,13 +152,18 @@ class Vllm:
             if preload:
                 default("LD_PRELOAD", ":".join(preload))
             if workers > 1:
-                # One core set per CPU worker, e.g. "0|1" or "0-7|8-15": vLLM-CPU refuses to
-                # start tensor-parallel workers without it on a single NUMA node.
-                per = max(1, cpus // workers)
-                sets = [str(i * per) if per == 1 else f"{i * per}-{i * per + per - 1}" for i in range(workers)]
-                default("VLLM_CPU_OMP_THREADS_BIND", "|".join(sets))
-            elif data_parallel == 1 and cpus <= SMALL_MACHINE_CPUS:
+                # One core set per CPU worker, e.g. "0|1" or "0-7|8-15" (or "4-5|6-7" under
+                # `taskset -c 4-7`): vLLM-CPU refuses to start tensor-parallel workers without it
+                # on a single NUMA node. The sets split the CPUs this process may use.
+                per = max(1, n_cpus // workers)
+                chunks = [cpu_ids[i * per : (i + 1) * per] or cpu_ids[-1:] for i in range(workers)]
+                default("VLLM_CPU_OMP_THREADS_BIND", "|".join(cpu_list(c) for c in chunks))
+            elif data_parallel == 1 and n_cpus <= SMALL_MACHINE_CPUS:
                 default("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-                default("OMP_NUM_THREADS", str(max(1, cpus - 1)))
+                default("OMP_NUM_THREADS", str(max(1, n_cpus - 1)))
+        if api_key:
+            env[KEY_ENV] = changes[KEY_ENV] = api_key
+            path = os.pathsep.join(p for p in (str(PLUGIN_DIR), env.get("PYTHONPATH", "")) if p)
+            env["PYTHONPATH"] = changes["PYTHONPATH"] = path
         env["PATH"] = f"{self.exe.parent}{os.pathsep}{env.get('PATH', '')}"
         return env, changes
