@@ -4,21 +4,31 @@ Top-level keys are lf-wrap's own choices (model, datasets, template, method, ...
 `train:` and `export:` blocks hold any LLaMA-Factory argument; their names and types are
 checked against LLaMA-Factory's own parser (see engines/schema.py).  Every problem is
 collected and reported at once, each naming the file, line and key.
+
+Without a project file lf-wrap uses the built-in demo's (examples/magic_conch.yaml), whose
+relative paths are relative to the current directory. Values a project does not set come
+from lf_wrap/defaults.py and the hardware check; every rendered value records its origin.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import click
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lf_wrap.data.registry import check_name
+from lf_wrap.defaults import LORA_ALPHA_SOURCE, export_defaults, train_defaults
 from lf_wrap.distributed import Launch
 from lf_wrap.engines import schema
 from lf_wrap.errors import LfWrapError
+from lf_wrap.hardware import Hardware
+from lf_wrap.models import model_dtype
+from lf_wrap.paths import demo_project
 from lf_wrap.render import Rendered, render_yaml
 
 PROJECT_FILE = "lf-wrap.yaml"
@@ -38,24 +48,19 @@ DERIVED_KEYS = {
     "deepspeed": "set `deepspeed:` at the top level (z0, z2, z3, z3-offload or a file), or --deepspeed",
 }
 
-DEMO_TRAIN: dict[str, Any] = {
-    # Measured on 2 CPU cores: the tiny model memorises the 56-row demo set (loss ~0.15,
-    # 48/56 answers reproduced exactly after merging) in ~40 s. Rank 64 is near full rank
-    # for hidden 128; rank 16 or a higher learning rate plateau at a loss of ~6.
-    "lora_rank": 64,
-    "lora_alpha": 64,
-    "learning_rate": 3.0e-3,
-    "num_train_epochs": 100.0,
-    "per_device_train_batch_size": 8,
-    "gradient_accumulation_steps": 1,
-    "lr_scheduler_type": "constant",
-    "warmup_ratio": 0.0,
-    "cutoff_len": 256,
-    "logging_steps": 10,
-    "save_steps": 200,
-    "bf16": False,
-    "use_cpu": True,
+DEMO_LABEL = "examples/magic_conch.yaml"
+DEMO_NOTE = (
+    f"note: no {PROJECT_FILE} here: using the built-in demo project ({DEMO_LABEL}); "
+    "write your own with `lf-wrap init --model DIR --dataset FILE`"
+)
+# Settings every project must give, and how.
+REQUIRED = {
+    "model": "set `model:` to your base model's folder (or a hub id fetched with `lf-wrap model pull`)",
+    "template": "set `template:` to the LLaMA-Factory chat template that matches the model",
+    "datasets": "set `datasets:` to names registered in <dataset_dir>/dataset_info.json",
 }
+# Stand-ins so that the rest of a file with a missing or invalid required key is still checked.
+_PLACEHOLDERS: dict[str, Any] = {"model": "", "template": "default", "datasets": ["placeholder"]}
 
 
 class ProjectConfig(BaseModel):
@@ -63,12 +68,12 @@ class ProjectConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    run_name: str = "magic-conch"
-    model: str = "models/tiny-qwen2"
-    template: str = "qwen"
+    run_name: str = ""  # default: the first dataset's name, `_` as `-`
+    model: str
+    template: str
     method: Method = "lora"
     stage: Literal["sft"] = "sft"
-    datasets: list[str] = Field(default_factory=lambda: ["magic_conch"])
+    datasets: list[str]
     dataset_dir: str = "data"
     runs_dir: str = "runs"
     llamafactory_cli: str | None = None  # default: .venvs/train, then PATH
@@ -80,8 +85,14 @@ class ProjectConfig(BaseModel):
     master_addr: str = "127.0.0.1"
     master_port: int = Field(29500, ge=1, le=65535)
     deepspeed: str | None = None  # z0 | z2 | z3 | z3-offload | path to a DeepSpeed JSON
-    train: dict[str, Any] = Field(default_factory=lambda: dict(DEMO_TRAIN))
+    train: dict[str, Any] = Field(default_factory=dict)
     export: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _derive_run_name(self) -> ProjectConfig:
+        if not self.run_name:
+            self.run_name = self.datasets[0].replace("_", "-") if self.datasets else "run"
+        return self
 
 
 TOP_KEYS = list(ProjectConfig.model_fields)
@@ -92,6 +103,11 @@ class Project:
     config: ProjectConfig
     root: Path  # folder relative paths are resolved against
     source: str  # where the settings came from, for messages
+    origins: dict[str, str] = field(default_factory=dict)  # "model", "train.lora_rank" -> "lf-wrap.yaml:3", "--set"
+    demo: bool = False  # the built-in demo project (examples/magic_conch.yaml)
+
+    def origin(self, key: str, default: str) -> str:
+        return self.origins.get(key, default)
 
     def path(self, value: str) -> Path:
         p = Path(value).expanduser()
@@ -133,47 +149,62 @@ def _key_lines(text: str) -> dict[str, int]:
     return lines
 
 
-def _where(source: str, lines: dict[str, int], key: str) -> str:
+def _where_key(source: str, lines: dict[str, int], key: str, origins: dict[str, str] | None = None) -> str:
+    if origins and origins.get(key) == "--set":
+        return f"--set {key}"
     line = lines.get(key)
     return f"{source}:{line}: {key}" if line else f"{source}: {key}"
 
 
+def is_demo_file(path: Path) -> bool:
+    """Is `path` the bundled demo project file itself (not a copy)?"""
+    try:
+        return path.resolve() == demo_project().resolve()
+    except OSError:
+        return False
+
+
 def load_project(config_file: Path | None, sets: tuple[str, ...] = ()) -> Project:
-    """Read the project file (if any), apply --set overrides, validate all of it."""
-    data: dict[str, Any] = {}
-    lines: dict[str, int] = {}
-    if config_file is None and Path(PROJECT_FILE).exists():
-        config_file = Path(PROJECT_FILE)
-    if config_file is not None:
-        if not config_file.is_file():
-            raise LfWrapError(f"{config_file}: no such file", hint="create one with `lf-wrap init`")
-        text = config_file.read_text(encoding="utf-8", errors="replace")
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-            problem = getattr(err, "problem", None) or str(err)
-            raise LfWrapError(f"{config_file}{at}: invalid YAML: {problem}", hint="fix the YAML syntax there") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise LfWrapError(f"{config_file}: must be a mapping of settings, got {type(loaded).__name__}")
-        data = loaded
-        lines = _key_lines(text)
-        root = config_file.resolve().parent
-        source = str(config_file)
-    else:
-        root = Path.cwd()
-        source = "defaults"
+    """Read the project file (the demo's if there is none), apply --set overrides, validate all of it.
+
+    Relative paths in a project file are relative to its folder; in the demo file, to the
+    current directory (it describes a demo run in the folder lf-wrap runs in).
+    """
+    if config_file is None:
+        if Path(PROJECT_FILE).exists():
+            config_file = Path(PROJECT_FILE)
+        else:
+            config_file = demo_project()
+            click.echo(DEMO_NOTE, err=True)
+    if not config_file.is_file():
+        raise LfWrapError(f"{config_file}: no such file", hint="create one with `lf-wrap init`")
+    text = config_file.read_text(encoding="utf-8", errors="replace")
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise LfWrapError(f"{config_file}{at}: invalid YAML: {problem}", hint="fix the YAML syntax there") from None
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise LfWrapError(f"{config_file}: must be a mapping of settings, got {type(loaded).__name__}")
+    data: dict[str, Any] = loaded
+    lines = _key_lines(text)
+    demo = is_demo_file(config_file)
+    root = Path.cwd() if demo else config_file.resolve().parent
+    source = str(config_file)
+    label = f"demo file {DEMO_LABEL}" if demo else source
+    origins = {key: f"{label}:{line}" for key, line in lines.items()}
     problems: list[str] = []
     for item in sets:
-        _apply_set(data, item, problems)
-    config = _validate(data, source, lines, problems)
-    return Project(config=config, root=root, source=source)
+        _apply_set(data, item, problems, origins)
+    config = _validate(data, source, lines, problems, origins)
+    return Project(config=config, root=root, source=source, origins=origins, demo=demo)
 
 
-def _apply_set(data: dict[str, Any], item: str, problems: list[str]) -> None:
+def _apply_set(data: dict[str, Any], item: str, problems: list[str], origins: dict[str, str]) -> None:
     if "=" not in item:
         problems.append(f"--set {item!r}: expected KEY=VALUE, e.g. --set learning_rate=1e-4")
         return
@@ -185,6 +216,7 @@ def _apply_set(data: dict[str, Any], item: str, problems: list[str]) -> None:
             problems.append(f"--set {key}: only train.KEY and export.KEY take a dot")
             return
         _block(data, block)[sub] = schema.parse_cli_value(sub, raw)
+        origins[f"{block}.{sub}"] = "--set"
         return
     if key in TOP_KEYS:
         if key in ("train", "export"):
@@ -193,11 +225,13 @@ def _apply_set(data: dict[str, Any], item: str, problems: list[str]) -> None:
             data[key] = [d.strip() for d in raw.split(",") if d.strip()]
         else:
             data[key] = raw
+        origins[key] = "--set"
         return
     lf_keys = schema.arguments()
     if key in lf_keys:
         block = "train" if "train" in lf_keys[key]["used_by"] else "export"
         _block(data, block)[key] = schema.parse_cli_value(key, raw)
+        origins[f"{block}.{key}"] = "--set"
         return
     hint = schema.suggest(key, set(TOP_KEYS) | set(lf_keys))
     problems.append(
@@ -206,13 +240,15 @@ def _apply_set(data: dict[str, Any], item: str, problems: list[str]) -> None:
 
 
 def _block(data: dict[str, Any], block: str) -> dict[str, Any]:
-    """The train/export block --set writes into (starting from the defaults if absent)."""
+    """The train/export block --set writes into (an empty one if the file has none)."""
     if not isinstance(data.get(block), dict):
-        data[block] = dict(DEMO_TRAIN) if block == "train" else {}
+        data[block] = {}
     return data[block]
 
 
-def _validate(data: dict[str, Any], source: str, lines: dict[str, int], problems: list[str]) -> ProjectConfig:
+def _validate(
+    data: dict[str, Any], source: str, lines: dict[str, int], problems: list[str], origins: dict[str, str] | None = None
+) -> ProjectConfig:
     bad_fields: set[str] = set()
     try:
         config = ProjectConfig.model_validate(data)
@@ -224,46 +260,62 @@ def _validate(data: dict[str, Any], source: str, lines: dict[str, int], problems
             if e["type"] == "extra_forbidden":
                 hint = schema.suggest(top, TOP_KEYS)
                 lf_hint = " (a LLaMA-Factory key? put it under `train:`)" if top in schema.arguments() else ""
-                problems.append(f"{_where(source, lines, loc)}: unknown key" + (f"; {hint}" if hint else "") + lf_hint)
+                problems.append(
+                    f"{_where_key(source, lines, loc)}: unknown key" + (f"; {hint}" if hint else "") + lf_hint
+                )
+            elif e["type"] == "missing" and top in REQUIRED:
+                problems.append(
+                    f"{source}: {top}: missing; {REQUIRED[top]} "
+                    "(`lf-wrap init --model DIR --dataset FILE` writes a complete project file)"
+                )
             else:
-                problems.append(f"{_where(source, lines, loc)}: {e['msg']}")
+                problems.append(f"{_where_key(source, lines, loc, origins)}: {e['msg']}")
         # Check the rest too, so that every problem is reported in one go.
-        config = ProjectConfig.model_validate({k: v for k, v in data.items() if k not in bad_fields})
-    problems.extend(_check_semantics(config, source, lines))
+        rest = {k: v for k, v in data.items() if k not in bad_fields}
+        config = ProjectConfig.model_validate({**_PLACEHOLDERS, **rest})
+    problems.extend(_check_semantics(config, source, lines, origins))
     if problems:
         listing = "\n".join(f"  - {p}" for p in problems)
         raise LfWrapError(f"{len(problems)} problem{'s' * (len(problems) != 1)} in the settings:\n{listing}")
     return config
 
 
-def _check_semantics(config: ProjectConfig, source: str, lines: dict[str, int]) -> list[str]:
+def _check_semantics(
+    config: ProjectConfig, source: str, lines: dict[str, int], origins: dict[str, str] | None = None
+) -> list[str]:
     problems: list[str] = []
     for what, value in (("run_name", config.run_name),):
         try:
             check_name(value, "run name")
         except LfWrapError as err:
-            problems.append(f"{_where(source, lines, what)}: {err.message}")
+            problems.append(f"{_where_key(source, lines, what, origins)}: {err.message}")
     if not config.datasets:
-        problems.append(f"{_where(source, lines, 'datasets')}: needs at least one dataset name")
+        problems.append(f"{_where_key(source, lines, 'datasets', origins)}: needs at least one dataset name")
     for name in config.datasets:
         try:
             check_name(name)
         except LfWrapError as err:
-            problems.append(f"{_where(source, lines, 'datasets')}: {err.message}")
+            problems.append(f"{_where_key(source, lines, 'datasets', origins)}: {err.message}")
     for problem in Launch(config.nproc_per_node, config.nnodes, config.node_rank, config.master_addr,
                           config.master_port).problems():  # fmt: skip
-        problems.append(problem if source == "defaults" else f"{source}: {problem}")
+        # Blame what set the keys the problem names: --set (or a train flag) first, else the file's line.
+        named = [k for k in ("node_rank", "nnodes", "nproc_per_node", "master_addr", "master_port")
+                 if any(form in problem for form in (k, k.replace("_", "-"), k.replace("_", " ")))]  # fmt: skip
+        blamed = [k for k in named if (origins or {}).get(k) == "--set"] or [k for k in named if k in lines]
+        where = _where_key(source, lines, blamed[0], origins) if blamed else source
+        problems.append(f"{where}: {problem}")
     if config.template not in schema.templates():
         hint = schema.suggest(config.template, schema.templates())
+        where = _where_key(source, lines, "template", origins)
         problems.append(
-            f"{_where(source, lines, 'template')}: {config.template!r} is not a LLaMA-Factory chat template"
+            f"{where}: {config.template!r} is not a LLaMA-Factory chat template"
             + (f"; {hint}" if hint else "; run `lf-wrap render --list-templates`")
         )
     for block in ("train", "export"):
         values: dict[str, Any] = getattr(config, block)
         valid = schema.arguments(block)
         for key, value in list(values.items()):
-            where = _where(source, lines, f"{block}.{key}")
+            where = _where_key(source, lines, f"{block}.{key}", origins)
             if key in DERIVED_KEYS:
                 problems.append(f"{where}: lf-wrap sets this key itself; {DERIVED_KEYS[key]}")
                 continue
@@ -280,10 +332,12 @@ def _check_semantics(config: ProjectConfig, source: str, lines: dict[str, int]) 
                 problems.append(f"{where}: {err}")
     bits = config.train.get("quantization_bit", 4)
     if config.method == "qlora" and isinstance(bits, int) and bits not in (2, 3, 4, 5, 6, 8):
-        problems.append(f"{_where(source, lines, 'train.quantization_bit')}: QLoRA needs 2, 3, 4, 5, 6 or 8 bits")
+        problems.append(
+            f"{_where_key(source, lines, 'train.quantization_bit', origins)}: QLoRA needs 2, 3, 4, 5, 6 or 8 bits"
+        )
     rank = config.train.get("lora_rank")
     if config.method != "full" and isinstance(rank, int) and rank <= 0:
-        problems.append(f"{_where(source, lines, 'train.lora_rank')}: must be a positive integer")
+        problems.append(f"{_where_key(source, lines, 'train.lora_rank', origins)}: must be a positive integer")
     return problems
 
 
@@ -292,19 +346,69 @@ def train_template(config: ProjectConfig) -> str:
     return f"train/{config.stage}_{config.method}.yaml.j2"
 
 
-def render_train(project: Project, command: str | None = None) -> Rendered:
+def project_hardware(project: Project) -> Hardware:
+    """The hardware check for this project: asks the project's training environment, if found."""
+    from lf_wrap.engines.llamafactory import LlamaFactory
+    from lf_wrap.hardware import detect
+
+    try:
+        python: Path | None = LlamaFactory.find(project.config.llamafactory_cli, project.root).python
+    except LfWrapError:
+        python = None
+    return detect(python)
+
+
+def _model_config(project: Project) -> dict[str, Any]:
+    path = Path(project.model_ref()) / "config.json"
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def train_values(project: Project, hardware: Hardware) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every value of the training config, and where each came from, lowest precedence first:
+    lf-wrap's settings, lf_wrap/defaults.py, the hardware check, the project's `train:`, --set."""
     c = project.config
     run_dir = project.run_dir.resolve()
-    overrides: dict[str, Any] = {
-        "model_name_or_path": project.model_ref(),
-        "dataset": ",".join(c.datasets),
-        "dataset_dir": str(project.path(c.dataset_dir).resolve()),
-        "template": c.template,
-        "output_dir": str(run_dir / "output"),
-        **c.train,
-    }
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+
+    def put(key: str, value: Any, origin: str) -> None:
+        values[key] = value
+        origins[key] = origin
+
+    run_from = project.origin("run_name", f"the first dataset's name, {c.datasets[0]!r}")
+    put("model_name_or_path", project.model_ref(), project.origin("model", "model"))
+    put("dataset", ",".join(c.datasets), project.origin("datasets", "datasets"))
+    put("dataset_dir", str(project.path(c.dataset_dir).resolve()), project.origin("dataset_dir", "lf-wrap default"))
+    put("template", c.template, project.origin("template", "template"))
+    put("output_dir", str(run_dir / "output"), f"<runs_dir>/<run_name>/output; run_name from {run_from}")
+    put("stage", c.stage, project.origin("stage", "lf-wrap default: supervised fine-tuning"))
+    put("do_train", True, "lf-wrap: `train` trains")
+    put("finetuning_type", "full" if c.method == "full" else "lora", project.origin("method", "lf-wrap default: lora"))
+    for key, default in train_defaults(c.method).items():
+        put(key, default.value, default.source)
+    for key, default in hardware.train_values(model_dtype(_model_config(project))).items():
+        put(key, default.value, default.source)
+    for chosen, others in (("use_cpu", ("bf16", "fp16")), ("bf16", ("fp16",)), ("fp16", ("bf16",))):
+        for other in others:  # the project decided itself: the hardware check adds no other precision
+            if c.train.get(chosen) is True and other not in c.train:
+                put(other, False, f"lf-wrap: the project sets {chosen}")
+    for key, value in c.train.items():
+        put(key, value, project.origin(f"train.{key}", "lf-wrap"))
+    if c.method != "full" and "lora_alpha" not in c.train:
+        put("lora_alpha", 2 * int(values["lora_rank"]), LORA_ALPHA_SOURCE)
+    return values, origins
+
+
+def render_train(project: Project, command: str | None = None, hardware: Hardware | None = None) -> Rendered:
+    """The training YAML, every value with a comment saying where it came from."""
+    values, origins = train_values(project, hardware or project_hardware(project))
+    run_dir = project.run_dir.resolve()
     cmd = command or f"llamafactory-cli train {run_dir / 'train.yaml'}"
-    return render_yaml(train_template(c), overrides, {}, cmd)
+    return render_yaml(train_template(project.config), values, {}, cmd, origins)
 
 
 def render_export(project: Project, command: str | None = None) -> Rendered:
@@ -315,38 +419,28 @@ def render_export(project: Project, command: str | None = None) -> Rendered:
             hint="the trained model is already in <runs_dir>/<run_name>/output",
         )
     run_dir = project.run_dir.resolve()
-    overrides: dict[str, Any] = {
+    values: dict[str, Any] = {
         "model_name_or_path": project.model_ref(),
         "adapter_name_or_path": str(run_dir / "output"),
         "template": c.template,
+        "finetuning_type": "lora",
         "export_dir": str(run_dir / "merged"),
-        **c.export,
     }
+    origins = {
+        "model_name_or_path": project.origin("model", "model"),
+        "adapter_name_or_path": "the run's adapter: <runs_dir>/<run_name>/output",
+        "template": project.origin("template", "template"),
+        "finetuning_type": "lf-wrap: a LoRA adapter is merged",
+        "export_dir": "<runs_dir>/<run_name>/merged",
+    }
+    for key, default in export_defaults().items():
+        values[key], origins[key] = default.value, default.source
+    for key, value in c.export.items():
+        values[key], origins[key] = value, project.origin(f"export.{key}", "lf-wrap")
     cmd = command or f"llamafactory-cli export {run_dir / 'export.yaml'}"
-    return render_yaml("export/merge_lora.yaml.j2", overrides, {}, cmd)
+    return render_yaml("export/merge_lora.yaml.j2", values, {}, cmd, origins)
 
 
 def init_text() -> str:
-    """The `lf-wrap init` project file: the demo's settings, with comments."""
-    train = "\n".join(f"  {k}: {_yaml_value(v)}" for k, v in DEMO_TRAIN.items())
-    return f"""\
-# lf-wrap project file. Created by `lf-wrap init`; read by train, export, render.
-# Any value can be overridden for one command with --set KEY=VALUE.
-run_name: magic-conch          # runs/<run_name>/ holds config, logs, adapter, merged model
-model: models/tiny-qwen2       # a local model folder, or a hub id that `lf-wrap model pull` fetches
-template: qwen                 # LLaMA-Factory chat template (must match the model's chat format)
-method: lora                   # lora | qlora | full
-stage: sft
-datasets: [magic_conch]        # names registered in <dataset_dir>/dataset_info.json
-dataset_dir: data
-runs_dir: runs
-train:                         # any LLaMA-Factory training argument
-{train}
-export: {{}}                     # any LLaMA-Factory export argument, e.g. export_size: 2
-"""
-
-
-def _yaml_value(v: Any) -> str:
-    from lf_wrap.render import to_yaml
-
-    return to_yaml(v)
+    """The demo project file (what `lf-wrap init --demo` writes)."""
+    return demo_project().read_text(encoding="utf-8")

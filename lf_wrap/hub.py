@@ -81,6 +81,24 @@ def pull(model_id: str, hub: Hub = "hf", revision: str | None = None, local_dir:
     return path.resolve()
 
 
+def cached(model_id: str, revision: str | None = None) -> Path:
+    """A hub model already in the local Hugging Face cache, found without the network."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        path = Path(
+            snapshot_download(repo_id=model_id, revision=revision, cache_dir=hf_cache_dir(), local_files_only=True)
+        )
+    except (LocalEntryNotFoundError, FileNotFoundError, ValueError, OSError):
+        raise LfWrapError(
+            f"model {model_id!r}: not a folder here, and not in the local Hugging Face cache ({hf_cache_dir()})",
+            hint=f"download it first: lf-wrap model pull {model_id}   (or pass the model's folder)",
+        ) from None
+    check_model_dir(path, "cached model")
+    return path.resolve()
+
+
 def _pull_hf(model_id: str, revision: str | None, local_dir: Path | None) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +59,57 @@ def check_model_dir(path: Path, what: str = "model") -> dict[str, Any]:
     if not isinstance(config, dict) or "model_type" not in config:
         raise LfWrapError(f"{path / 'config.json'}: has no model_type; is this a transformers model?")
     return config
+
+
+MAX_HEADER = 100 * 1024 * 1024  # safetensors caps its JSON header at 100 MB
+
+
+def count_parameters(path: Path) -> int | None:
+    """Parameters in a model folder, from its *.safetensors headers (no torch, no weights read).
+
+    Each file starts with an 8-byte little-endian header length and a JSON header that
+    gives every tensor's shape. None when there is no readable safetensors file.
+    """
+    total = 0
+    files = sorted(path.glob("*.safetensors"))
+    for file in files:
+        try:
+            with file.open("rb") as f:
+                (length,) = struct.unpack("<Q", f.read(8))
+                if length > MAX_HEADER:
+                    return None
+                header = json.loads(f.read(length))
+        except (OSError, struct.error, ValueError):
+            return None
+        if not isinstance(header, dict):
+            return None
+        for name, info in header.items():
+            if name == "__metadata__" or not isinstance(info, dict):
+                continue
+            count = 1
+            for dim in info.get("shape", []):
+                count *= int(dim)
+            total += count
+    return total if files else None
+
+
+def model_dtype(config: dict[str, Any]) -> str | None:
+    """The weights' dtype as config.json records it (`torch_dtype`, or `dtype` in newer files)."""
+    value = config.get("torch_dtype") or config.get("dtype")
+    return value if isinstance(value, str) else None
+
+
+def max_positions(config: dict[str, Any]) -> int | None:
+    """The longest sequence the model was built for (max_position_embeddings), if recorded."""
+    for cfg in (config, config.get("text_config") or {}):
+        value = cfg.get("max_position_embeddings") if isinstance(cfg, dict) else None
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def human_count(n: int) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return str(n)

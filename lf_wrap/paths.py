@@ -1,4 +1,4 @@
-"""Where lf-wrap's own files are: `templates/` and `datasets/` of a source checkout, or
+"""Where lf-wrap's own files are: `templates/`, `datasets/` and `examples/` of a source checkout, or
 the copies packaged inside the wheel (pyproject.toml force-includes them)."""
 
 from __future__ import annotations
@@ -21,6 +21,16 @@ def templates_dir() -> Path:
 
 def datasets_dir() -> Path:
     return _bundled("datasets")
+
+
+def examples_dir() -> Path:
+    return _bundled("examples")
+
+
+def demo_project() -> Path:
+    """The built-in demo's project file: what `make demo` uses, what `lf-wrap init --demo`
+    copies, and what lf-wrap uses in a folder without lf-wrap.yaml."""
+    return examples_dir() / "magic_conch.yaml"
 
 
 def cache_dir() -> Path:

@@ -111,13 +111,16 @@ _REQUIRED: Any = object()
 
 @dataclass
 class Params:
-    """Values handed to a YAML template: `param(name, default)` takes an override if set.
+    """Values handed to a YAML template: `param(name)` writes the value given for `name`.
 
-    Overrides that no template line used are rendered by `rest()` at the end, so any
-    LLaMA-Factory key can be set from `--set` without a template knowing it.
+    Templates carry no values of their own (lf_wrap/defaults.py holds the defaults). Values
+    that no template line used are rendered by `rest()` at the end, so any LLaMA-Factory
+    key can be set from `--set` without a template knowing it. Where `origins` names a
+    value's source, it is written beside the value as a YAML comment.
     """
 
     overrides: dict[str, Any]
+    origins: dict[str, str] = field(default_factory=dict)
     used: list[str] = field(default_factory=list)
     rendered: dict[str, Any] = field(default_factory=dict)
 
@@ -127,7 +130,7 @@ class Params:
             raise LfWrapError(f"the template needs a value for {name!r} and none was given")
         self.used.append(name)
         self.rendered[name] = value
-        return f"{yaml_key(name)}: {to_yaml(value)}"
+        return self._line(name, value)
 
     def rest(self) -> str:
         lines = []
@@ -136,8 +139,22 @@ class Params:
                 continue
             self.used.append(name)
             self.rendered[name] = value
-            lines.append(f"{yaml_key(name)}: {to_yaml(value)}")
+            lines.append(self._line(name, value))
         return "\n".join(lines)
+
+    def _line(self, name: str, value: Any) -> str:
+        line = f"{yaml_key(name)}: {to_yaml(value)}"
+        origin = self.origins.get(name)
+        return f"{line:<{COMMENT_COLUMN}}  # {comment_text(origin)}" if origin else line
+
+
+COMMENT_COLUMN = 40
+_LINE_BREAKS = re.compile(r"[\r\n\x85\u2028\u2029]")
+
+
+def comment_text(text: str) -> str:
+    """`text` made safe to follow a `#` on one YAML line (no line breaks, printable only)."""
+    return _YAML_SAFE_CHAR.sub("?", _LINE_BREAKS.sub(" ", text)).strip()
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -168,9 +185,18 @@ class Rendered:
     template: str
 
 
-def render_yaml(template: str, overrides: dict[str, Any], context: dict[str, Any], command: str) -> Rendered:
-    """Render a YAML template and prove the result parses to exactly the intended keys."""
-    params = Params(dict(overrides))
+def render_yaml(
+    template: str,
+    overrides: dict[str, Any],
+    context: dict[str, Any],
+    command: str,
+    origins: dict[str, str] | None = None,
+) -> Rendered:
+    """Render a YAML template and prove the result parses to exactly the intended keys.
+
+    `origins` (key -> where the value came from) become YAML comments beside the values.
+    """
+    params = Params(dict(overrides), dict(origins or {}))
     try:
         tpl = _env(str(templates_dir())).get_template(template)
         body = tpl.render(p=params.param, rest=params.rest, **context)

@@ -3,13 +3,14 @@ and chat template, so truncation at `cutoff_len` is known before training."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lf_wrap.data.convert import Conversation, iter_conversations
 from lf_wrap.data.validate import Report, validate_file
-from lf_wrap.errors import LfWrapError
+from lf_wrap.errors import LfWrapError, require
 
 
 def _percentile(sorted_values: list[int], q: float) -> int:
@@ -66,7 +67,7 @@ def compute(path: Path, fmt: str = "auto", tokenizer_dir: Path | None = None, cu
     if not report.ok:
         from lf_wrap.data.registry import DatasetInvalid
 
-        raise DatasetInvalid(report)
+        raise DatasetInvalid(report, "no statistics computed")
     tokenizer = None
     if tokenizer_dir is not None:
         tokenizer = load_tokenizer(tokenizer_dir)
@@ -81,11 +82,40 @@ def compute(path: Path, fmt: str = "auto", tokenizer_dir: Path | None = None, cu
     return stats
 
 
+def token_lengths(path: Path, report: Report, tokenizer: Any) -> list[int]:
+    """Tokens per row with the model's tokenizer and chat template (`report` from validation)."""
+    return [
+        len(tokenizer.apply_chat_template(_messages(conv), tokenize=True, return_dict=False))
+        for conv in iter_conversations(path, report)
+    ]
+
+
+def char_lengths(path: Path, report: Report) -> list[int]:
+    """Characters of text per row (no tokenizer needed)."""
+    return [sum(len(m["content"]) for m in _messages(conv)) for conv in iter_conversations(path, report)]
+
+
+def suggest_cutoff_len(lengths: list[int], max_positions: int | None = None, multiple: int = 64) -> tuple[int, str]:
+    """cutoff_len for these token lengths: their 99th percentile rounded up to a multiple of
+    `multiple` (so 99% of rows are trained whole and no memory goes to padding room the
+    data never uses), capped at the model's max_position_embeddings. Returns (value, why)."""
+    s = sorted(lengths)
+    p99 = _percentile(s, 0.99)
+    value = max(multiple, math.ceil(p99 / multiple) * multiple)
+    why = f"p99 of {len(s)} rows is {p99} tokens (model's tokenizer + chat template), rounded up to x{multiple}"
+    if max_positions and value > max_positions:
+        value = max_positions
+        why += f", capped at max_position_embeddings {max_positions}"
+    longer = sum(1 for n in s if n > value)
+    return value, why + f"; {longer} row{'s' * (longer != 1)} longer (truncated), longest {s[-1] if s else 0}"
+
+
 def load_tokenizer(path: Path) -> Any:
     if not (path / "tokenizer_config.json").exists() and not (path / "tokenizer.json").exists():
         raise LfWrapError(
             f"{path}: no tokenizer files (tokenizer.json / tokenizer_config.json)", hint="pass a model folder"
         )
+    require(("transformers",), "counting tokens (--tokenizer)")
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(path))
