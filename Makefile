@@ -8,9 +8,10 @@ PY     := $(VENV)/bin/python
 LFW    := $(VENV)/bin/lf-wrap
 STAMP  := $(VENV)/.lf-wrap-installed
 
-# Project file for finetune/export/render (default: the demo's settings).
+# Project file for demo/finetune/export/serve/check/render (default: the built-in demo's).
 CONFIG ?=
-CONFIG_ARG := $(if $(CONFIG),--config $(CONFIG),)
+DEMO_CONFIG := examples/magic_conch.yaml
+CONFIG_ARG := --config $(if $(CONFIG),$(CONFIG),$(DEMO_CONFIG))
 
 DEMO_MODEL   := models/tiny-qwen2
 DEMO_DATA    := datasets/magic_conch.json
@@ -22,7 +23,7 @@ SERVE_STAMP := $(SERVE_VENV)/.lf-wrap-installed
 TRAIN_VENV  := .venvs/train
 TRAIN_STAMP := $(TRAIN_VENV)/.lf-wrap-installed
 
-.PHONY: setup setup-train setup-serve serve check bench setup-tcmalloc test lint demo render finetune export clean
+.PHONY: setup setup-train setup-serve serve check bench sweep test-fast setup-tcmalloc test lint demo render finetune export clean
 
 ## setup: create .venv and install lf-wrap with everything its tests need (idempotent)
 setup: $(STAMP)
@@ -58,6 +59,10 @@ $(SERVE_STAMP): requirements/serve.lock
 test: setup setup-train setup-serve
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## test-fast: the edit loop: unit tests and fake-engine tests, no real training or serving (~1 min)
+test-fast: setup
+	$(PY) -m pytest -m "not slow and not gpu and not network" $(PYTEST_ARGS)
+
 ## lint: ruff
 lint: setup
 	$(PY) -m ruff check lf_wrap tests bench
@@ -82,7 +87,7 @@ demo: setup setup-train setup-serve
 	@echo "  merged model   runs/magic-conch/merged/"
 	@echo "  serve it again make serve   (then: make check)"
 
-## finetune: lf-wrap train with CONFIG (default: the demo settings; the demo model and data are prepared if missing)
+## finetune: lf-wrap train with CONFIG (default: examples/magic_conch.yaml; the demo model and data are prepared if missing)
 finetune: setup setup-train
 	$(if $(CONFIG),,$(LFW) model tiny $(DEMO_MODEL))
 	$(if $(CONFIG),,$(LFW) data register $(DEMO_DATA) --name magic_conch --dataset-dir $(DATASET_DIR))
@@ -100,6 +105,10 @@ serve: setup setup-serve
 check: setup
 	$(LFW) check $(CONFIG_ARG) $(if $(ARGS),$(ARGS),--base-url http://127.0.0.1:$(PORT))
 
+## sweep: does the demo recipe converge on every seed and thread count? (bench/demo_sweep.py, ~10 min on 2 CPUs)
+sweep: setup setup-train
+	$(PY) bench/demo_sweep.py $(ARGS)
+
 ## bench: every benchmark in bench/ (ratios measured in one run); writes bench/results.json and results.md
 bench: setup setup-train setup-serve setup-tcmalloc
 	$(PY) bench/run_all.py $(ARGS)
@@ -113,7 +122,7 @@ setup-tcmalloc:
 	then echo "tcmalloc: installed libtcmalloc-minimal4"; \
 	else echo "tcmalloc: not installed (apt-get install libtcmalloc-minimal4); lf-wrap serve works without it, slower on CPU"; fi
 
-## render: print the train YAML for CONFIG (default: demo settings)
+## render: print the train YAML for CONFIG (default: examples/magic_conch.yaml), each value with its source
 render: setup
 	$(LFW) render train $(CONFIG_ARG)
 
