@@ -82,59 +82,85 @@ class LlamaFactory:
         env["PATH"] = f"{self.cli.parent}{os.pathsep}{env.get('PATH', '')}"
         return env
 
-    def probe(self, model_dir: Path, template: str, timeout_s: float = 300.0, cache: bool = True) -> dict[str, Any]:
-        """Versions + template agreement, computed by LLaMA-Factory's own code.
+    def probe(
+        self,
+        model_dir: Path,
+        template: str,
+        timeout_s: float = 300.0,
+        cache: bool = True,
+        options: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Versions + the template check (see llamafactory_probe.py), computed by LLaMA-Factory's own code.
 
-        The check imports LLaMA-Factory (~6 s on 2 CPUs, a third of a short training run), so an
-        agreement is remembered under cache_dir(), keyed by everything its answer depends on:
-        the probe's code, the template name, every non-weight file of the model folder and
-        the list of packages installed in the training environment. A mismatch is never cached.
+        `options` are the LLaMA-Factory data arguments that change what is trained on
+        (default_system, enable_thinking, mask_history, preserve_thinking). The check imports
+        LLaMA-Factory (~6 s on 2 CPUs, a third of a short training run), so a harmless result is
+        remembered under cache_dir(), keyed by everything its answer depends on: the probe's
+        code, the template name and options, every non-weight file of the model folder and the
+        list of packages installed in the training environment. A harmful one is never cached.
         """
-        key = self._probe_key(model_dir, template) if cache else None
+        options = dict(options or {})
+        key = self._probe_key(model_dir, template, options) if cache else None
         cached = probe_cache_path(key) if key else None
         if cached is not None and cached.exists():
             with contextlib.suppress(OSError, ValueError, KeyError, TypeError):  # unreadable: check again
                 result = json.loads(cached.read_text(encoding="utf-8"))
                 result["template_check"]["cached"] = True
                 return result
-        result = self._run_probe(model_dir, template, timeout_s)
-        if cached is not None and result.get("template_check", {}).get("status") == "match":
+        args = [str(model_dir), template] + ([json.dumps(options)] if options else [])
+        result = self._run_probe(args, None, timeout_s)
+        check = result.get("template_check", {})
+        if cached is not None and check.get("verdict") and not check.get("harmful", True):
             with contextlib.suppress(OSError):
                 atomic_write(cached, json.dumps(result, ensure_ascii=False))
         return result
 
-    def _probe_key(self, model_dir: Path, template: str) -> str | None:
+    def probe_jobs(self, jobs: list[dict[str, Any]], timeout_s: float = 600.0) -> dict[str, Any]:
+        """Several template checks in one LLaMA-Factory import: {"versions", "results": [...]}.
+
+        A job: {"model_dir", "template", "options": {}, "fixes": bool, "chat_template": str | None}."""
+        return self._run_probe(["--jobs"], json.dumps(jobs), timeout_s)
+
+    def _probe_key(self, model_dir: Path, template: str, options: dict[str, Any] | None = None) -> str | None:
         packages = sorted(p.name for p in self.python.parent.parent.glob("lib/python*/site-packages/*.dist-info"))
         if not packages:
             return None  # an environment lf-wrap cannot fingerprint: always run the check
         h = hashlib.sha256()
-        for part in (PROBE.read_bytes(), template.encode(), "\n".join(packages).encode()):
+        parts = (PROBE.read_bytes(), template.encode(), json.dumps(options or {}, sort_keys=True).encode())
+        for part in (*parts, "\n".join(packages).encode()):
             h.update(hashlib.sha256(part).digest())
         for path in sorted(model_dir.iterdir()):
             if path.is_file() and not path.name.endswith(WEIGHT_SUFFIXES):
                 h.update(path.name.encode() + b"\0" + bytes.fromhex(sha256_file(path)))
         return h.hexdigest()
 
-    def _run_probe(self, model_dir: Path, template: str, timeout_s: float) -> dict[str, Any]:
+    def _run_probe(self, args: list[str], stdin: str | None, timeout_s: float) -> dict[str, Any]:
         if not self.python.exists():
             raise LfWrapError(
                 f"{self.python}: no Python beside {self.cli}",
                 hint="pass --no-template-check, or install with make setup-train",
             )
         # -I and -c: no script folder on sys.path (it holds this module, named like the package).
-        cmd = [str(self.python), "-I", "-c", PROBE.read_text(encoding="utf-8"), str(model_dir), template]
+        cmd = [str(self.python), "-I", "-c", PROBE.read_text(encoding="utf-8"), *args]
         try:
             done = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=timeout_s, env=self.env(offline=True), check=False
+                cmd,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                env=self.env(offline=True),
+                check=False,
             )
         except subprocess.TimeoutExpired as err:
             raise ExternalError(f"the LLaMA-Factory template check took over {timeout_s:.0f} s") from err
-        if done.returncode != 0:
+        lines = done.stdout.strip().splitlines()
+        if done.returncode != 0 or not lines:
             last = "\n".join(done.stderr.strip().splitlines()[-8:])
             raise ExternalError(
                 f"the LLaMA-Factory template check failed:\n{last}", hint="pass --no-template-check to skip it"
             )
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        return json.loads(lines[-1])
 
 
 def read_trainer_log(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
