@@ -60,6 +60,24 @@ def atomic_write(path: Path, data: str | bytes) -> None:
             os.close(dir_fd)
 
 
+def atomic_copy(src: Path, dst: Path, chunk: int = 1 << 20) -> None:
+    """Copy `src` to `dst` atomically like `atomic_write`, streamed (never the whole file in memory)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out, src.open("rb") as inp:
+            while block := inp.read(chunk):
+                out.write(block)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, (dst.stat().st_mode & 0o777) if dst.exists() else 0o644)
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def remove_stale_temps(directory: Path, name: str) -> None:
     """Delete temp files a killed writer of `directory/name` may have left behind."""
     for stale in directory.glob(f".{name}.*.tmp"):

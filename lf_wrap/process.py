@@ -79,22 +79,29 @@ def run_logged(
         if header:
             log.write(header.encode())
             log.flush()
-        proc = subprocess.Popen(
-            cmd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=cwd,
-            env=dict(env),
-            start_new_session=True,  # its own process group: signals reach every child
-        )
-        pgid = proc.pid
+        started: list[int] = []  # the child's pid (= its process group) once it exists
 
         def on_signal(signum: int) -> None:
             stopped.append(signum)
-            _kill_group(pgid, signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+            for pgid in started:
+                _kill_group(pgid, signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
 
+        # The handlers go in before the child starts: a Ctrl-C while it starts stops it too,
+        # instead of a KeyboardInterrupt that would leave it running.
         with _forward_signals(on_signal):
+            proc = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=cwd,
+                env=dict(env),
+                start_new_session=True,  # its own process group: signals reach every child
+            )
+            pgid = proc.pid
+            started.append(pgid)
+            if stopped:  # a signal came while the child was starting
+                _kill_group(pgid, signal.SIGINT if stopped[0] == signal.SIGINT else signal.SIGTERM)
             deadline: float | None = None
             while True:
                 try:

@@ -149,7 +149,7 @@ def convert(src: Path, out: Path, target: str, fmt: str = "auto", force: bool = 
     if not report.ok:
         from lf_wrap.data.registry import DatasetInvalid
 
-        raise DatasetInvalid(report)
+        raise DatasetInvalid(report, f"nothing written to {out}")
     rows: list[dict[str, Any]] = []
     dropped: Counter[str] = Counter()
     for conv in iter_conversations(src, report):

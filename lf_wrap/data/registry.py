@@ -19,7 +19,7 @@ from typing import Any, Literal
 from lf_wrap.data.formats import DEFAULT_TAGS, FormatName, spec_from_entry
 from lf_wrap.data.validate import MAX_LISTED, Report, validate_file, validate_with_spec
 from lf_wrap.errors import LfWrapError
-from lf_wrap.files import atomic_write, locked, remove_stale_temps
+from lf_wrap.files import atomic_copy, atomic_write, locked, remove_stale_temps
 from lf_wrap.render import render_json
 
 INFO_NAME = "dataset_info.json"
@@ -157,6 +157,35 @@ class Registration:
     report: Report
 
 
+def _target(file: Path, name: str, dataset_dir: Path) -> tuple[Path, str, bool]:
+    """Where a registered file lives: (path, file_name for the entry, whether to copy it there)."""
+    if _inside(file, dataset_dir) and not file.is_symlink():
+        target = file.resolve()
+        return target, target.relative_to(dataset_dir.resolve()).as_posix(), False
+    target = dataset_dir / f"{name}{file.suffix.lower()}"
+    return target, target.name, True
+
+
+def check_register(file: Path, name: str, dataset_dir: Path, report: Report) -> None:
+    """Raise what `register` of this validated file would refuse, writing nothing."""
+    check_name(name)
+    if dataset_dir.exists() and not dataset_dir.is_dir():
+        raise LfWrapError(f"{dataset_dir}: exists and is not a directory", hint="pick another --dataset-dir")
+    target, file_name, must_copy = _target(file, name, dataset_dir)
+    entry = build_entry(report, file_name)
+    info_path = dataset_dir / INFO_NAME
+    old = read_info(dataset_dir, must_exist=False).get(name)
+    how = f"register it under another name (lf-wrap data register {file} --name NEW --dataset-dir {dataset_dir})"
+    if old is not None and old != entry:
+        raise LfWrapError(
+            f"{info_path}: a different dataset named {name!r} is already registered: "
+            + json.dumps(old, ensure_ascii=False),
+            hint=f"{how}, then pass that name",
+        )
+    if must_copy and target.exists() and not _same_bytes(file, target):
+        raise LfWrapError(f"{target}: exists with different content", hint=f"{how}, then pass that name")
+
+
 def register(
     file: Path,
     name: str,
@@ -174,14 +203,7 @@ def register(
     dataset_dir.mkdir(parents=True, exist_ok=True)
     info_path = dataset_dir / INFO_NAME
 
-    if _inside(file, dataset_dir) and not file.is_symlink():
-        target = file.resolve()
-        file_name = target.relative_to(dataset_dir.resolve()).as_posix()
-        must_copy = False
-    else:
-        target = dataset_dir / f"{name}{file.suffix.lower()}"
-        file_name = target.name
-        must_copy = True
+    target, file_name, must_copy = _target(file, name, dataset_dir)
     entry = build_entry(report, file_name)
 
     with locked(info_path):
@@ -205,24 +227,42 @@ def register(
                     f"{target}: exists with different content",
                     hint="pick another --name, or pass --force to replace that file",
                 )
-            atomic_write(target, file.read_bytes())
+            atomic_copy(file, target)
             copied = True
         info[name] = entry
         atomic_write(info_path, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     return Registration(name, "replaced" if old is not None else "added", entry, info_path, target, copied, report)
 
 
-def _same_bytes(a: Path, b: Path) -> bool:
+def _same_bytes(a: Path, b: Path, chunk: int = 1 << 20) -> bool:
+    """Same content? Compared a chunk at a time: a dataset of gigabytes is never read whole into memory."""
     if not b.exists():
         return False
     if a.stat().st_size != b.stat().st_size:
         return False
-    return a.read_bytes() == b.read_bytes()
+    with a.open("rb") as fa, b.open("rb") as fb:
+        while True:
+            block = fa.read(chunk)
+            if block != fb.read(chunk):
+                return False
+            if not block:
+                return True
 
 
 class DatasetInvalid(LfWrapError):
-    """Validation found errors; carries the report so the CLI can list them."""
+    """Validation found errors; carries the report so the CLI can list them.
 
-    def __init__(self, report: Report) -> None:
-        super().__init__(f"{report.file}: {report.errors} error(s); not registered", hint="fix the rows listed above")
+    `outcome` says what did not happen because of them ("not registered", "no statistics computed"…)."""
+
+    def __init__(self, report: Report, outcome: str = "not registered") -> None:
+        first = next((i for i in report.issues if i.severity == "error"), None)
+        where = first.location(report.file) if first else report.file
+        message = f"{report.file}: {report.errors} error(s); {outcome}"
+        if first is not None:
+            message += f" (first: {where}: {first.message})"
+        super().__init__(
+            message,
+            hint=f"fix those rows (`lf-wrap data validate {report.file}` lists every one), then run this again",
+            location=where,
+        )
         self.report = report

@@ -1,0 +1,133 @@
+"""A small OpenAI-compatible server for fast tests of `lf-wrap check` (stdlib only, one thread).
+
+Serves GET /health, GET /v1/models, POST /v1/chat/completions (plain and streamed as SSE)
+on a free 127.0.0.1 port. Answers come from `answers` (last user message -> answer; else
+`default_answer`); an unknown model gets vLLM's 404; with `api_key` every route but
+/health needs `Authorization: Bearer KEY` (401 otherwise). `requests` records what came in.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class FakeOpenAI:
+    models: list[str] = field(default_factory=lambda: ["fake-model"])
+    answers: dict[str, str] = field(default_factory=dict)
+    default_answer: str = "Hello there."
+    api_key: str | None = None
+    finish_reason: str = "stop"
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""  # http://127.0.0.1:PORT, set once started
+
+    def answer(self, messages: list[dict[str, Any]]) -> str:
+        last = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
+        return self.answers.get(last, self.default_answer)
+
+
+def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *_args: Any) -> None:  # quiet
+            pass
+
+        def _send(self, code: int, body: Any) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _error(self, code: int, message: str, kind: str) -> None:
+            self._send(code, {"error": {"message": message, "type": kind, "code": code}})
+
+        def _authorized(self) -> bool:
+            if fake.api_key is None or self.path == "/health":
+                return True
+            if self.headers.get("Authorization") == f"Bearer {fake.api_key}":
+                return True
+            self._error(401, "Unauthorized", "AuthenticationError")
+            return False
+
+        def do_GET(self) -> None:
+            fake.requests.append({"method": "GET", "path": self.path})
+            if not self._authorized():
+                return
+            if self.path == "/health":
+                self._send(200, {})
+            elif self.path == "/v1/models":
+                data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in fake.models]
+                self._send(200, {"object": "list", "data": data})
+            else:
+                self._error(404, f"{self.path} not found", "NotFoundError")
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}")
+            fake.requests.append({"method": "POST", "path": self.path, "body": body})
+            if not self._authorized():
+                return
+            if self.path != "/v1/chat/completions":
+                self._error(404, f"{self.path} not found", "NotFoundError")
+                return
+            model = body.get("model")
+            if model not in fake.models:
+                self._error(404, f"The model `{model}` does not exist.", "NotFoundError")
+                return
+            text = fake.answer(body.get("messages") or [])
+            base = {"id": "chatcmpl-fake", "created": int(time.time()), "model": model}
+            words = text.split(" ")
+            usage = {"prompt_tokens": 5, "completion_tokens": len(words), "total_tokens": 5 + len(words)}
+            if not body.get("stream"):
+                choice = {"index": 0, "message": {"role": "assistant", "content": text},
+                          "finish_reason": fake.finish_reason}  # fmt: skip
+                self._send(200, {**base, "object": "chat.completion", "choices": [choice], "usage": usage})
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
+            for i, piece in enumerate(pieces):
+                finish = fake.finish_reason if i == len(pieces) - 1 else None
+                chunk = {**base, "object": "chat.completion.chunk",
+                         "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": finish}]}  # fmt: skip
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+            self.close_connection = True
+
+    return Handler
+
+
+@contextmanager
+def serve_fake(fake: FakeOpenAI | None = None) -> Iterator[FakeOpenAI]:
+    """Run `fake` on a free 127.0.0.1 port in a thread for the duration of the block."""
+    fake = fake or FakeOpenAI()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    server.daemon_threads = True
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def unused_port() -> int:
+    """A 127.0.0.1 port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

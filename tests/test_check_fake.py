@@ -1,0 +1,139 @@
+"""`lf-wrap check` against any OpenAI-compatible server: here a small fake one (tests/fake_openai.py),
+so every outcome (pass, wrong model, wrong key, server down, golden answers) is tested in seconds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from lf_wrap.check import Checker
+from lf_wrap.errors import ExternalError
+from tests.conftest import DATASETS
+from tests.fake_openai import FakeOpenAI, serve_fake, unused_port
+
+KEY = "sk-test-key"
+GOLDEN = [
+    {"instruction": "Who lives in a pineapple?", "output": "SpongeBob SquarePants."},
+    {"instruction": "What is the answer?", "output": "Ask the Magic Conch."},
+]
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAI]:
+    answers = {row["instruction"]: row["output"] for row in GOLDEN}
+    with serve_fake(FakeOpenAI(models=["conch"], answers=answers, api_key=KEY)) as fake:
+        yield fake
+
+
+def test_check_passes_against_any_openai_compatible_server_without_a_project(run, server):
+    result = run("check", "--base-url", server.url, "--api-key", KEY)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [line.split()[0:2] for line in lines[:5]] == [
+        ["PASS", "models"], ["PASS", "chat"], ["PASS", "stream"], ["PASS", "auth"], ["PASS", "stop"]
+    ]  # fmt: skip
+    assert "SKIP  golden  no dataset known: pass --golden NAME or --golden-file FILE" in result.stdout
+    assert lines[-1] == f"{server.url}/v1 (conch): all checks passed"
+    streamed = [r for r in server.requests if r.get("body", {}).get("stream")]
+    assert streamed, "the stream check sent no streamed request"
+
+
+def test_golden_answers_come_from_a_given_file_or_a_known_dataset(run, server, tmp_path):
+    golden = tmp_path / "golden.jsonl"
+    golden.write_text("".join(json.dumps(r) + "\n" for r in GOLDEN))
+    result = run("check", "--base-url", server.url, "--api-key", KEY, "--golden-file", golden, "--json")
+    assert result.exit_code == 0, result.output
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["golden"]["exact"] == 2 and checks["golden"]["total"] == 2
+
+    # A project whose dataset is registered: its rows are the golden answers (the fake knows none of them).
+    reg = run("data", "register", DATASETS / "magic_conch.json", "--name", "magic_conch", "--dataset-dir", "data")
+    assert reg.exit_code == 0
+    (tmp_path / "lf-wrap.yaml").write_text("model: m\ntemplate: qwen\ndatasets: [magic_conch]\n")
+    known = run("check", "--base-url", server.url, "--api-key", KEY, "--samples", "3")
+    assert known.exit_code == 1 and "FAIL  golden  0/3 exact" in known.stdout
+
+    # The project's dataset is not there: skipped with a note, not an error.
+    (tmp_path / "lf-wrap.yaml").write_text("model: m\ntemplate: qwen\ndatasets: [gone]\n")
+    skipped = run("check", "--base-url", server.url, "--api-key", KEY)
+    assert skipped.exit_code == 0, skipped.output
+    assert "SKIP  golden  the project's dataset is not there" in skipped.stdout and "'gone'" in skipped.stdout
+
+
+def test_a_model_the_server_does_not_serve_fails_with_what_it_serves(run, server):
+    result = run("check", "--base-url", server.url, "--api-key", KEY, "--model", "wrong-name")
+    assert result.exit_code == 1
+    assert "FAIL  models  serves ['conch']; 'wrong-name' is not among them" in result.stdout
+    assert "SKIP  chat    the model is not served" in result.stdout
+    assert "Traceback" not in result.output
+    as_json = run("check", "--base-url", server.url, "--api-key", KEY, "--model", "wrong-name", "--json")
+    payload = json.loads(as_json.stdout)
+    assert payload["exit_code"] == 1 and payload["error"] == "failed checks: models"
+    assert {"name": "chat", "reason": "the model is not served"} in payload["skipped"]
+
+
+def test_a_wrong_key_is_one_message(run, server):
+    result = run("check", "--base-url", server.url, "--api-key", "wrong")
+    assert result.exit_code == 1
+    assert f"Error: {server.url}/v1: the API key was refused (401)" in result.stderr
+    assert "--api-key KEY (or LF_WRAP_API_KEY)" in result.stderr
+    as_json = run("check", "--base-url", server.url, "--api-key", "wrong", "--json")
+    payload = json.loads(as_json.stdout)
+    assert payload["exit_code"] == 1 and "the API key was refused (401)" in payload["error"]
+
+
+def test_a_server_that_is_down_is_one_message(run):
+    url = f"http://127.0.0.1:{unused_port()}"
+    result = run("check", "--base-url", url)
+    assert result.exit_code == 1
+    assert f"cannot connect to {url}/v1" in result.stderr and "lf-wrap serve" in result.stderr
+
+
+def _status_error(cls: type[openai.APIStatusError], code: int) -> openai.APIStatusError:
+    request = httpx.Request("POST", "http://h/v1/chat/completions")
+    body = {"error": {"message": f"server says {code}"}}
+    return cls(f"Error code: {code}", response=httpx.Response(code, request=request, json=body), body=body)
+
+
+@pytest.mark.parametrize(
+    ("err", "message", "hint"),
+    [
+        (_status_error(openai.NotFoundError, 404), "HTTP 404 for model 'm': server says 404",
+         "the server serves ['a', 'b']: pass one with --model"),
+        (_status_error(openai.AuthenticationError, 401), "the API key was refused (401): server says 401", "--api-key"),
+        (_status_error(openai.BadRequestError, 400), "the server refused the request (400): server says 400",
+         "--max-tokens"),
+        (_status_error(openai.InternalServerError, 500), "HTTP 500: server says 500", "server's log"),
+        (openai.APITimeoutError(httpx.Request("GET", "http://h")), "no answer within 7 s", "raise --timeout"),
+        (openai.APIConnectionError(request=httpx.Request("GET", "http://h")), "cannot connect to http://h:1/v1",
+         "lf-wrap serve"),
+    ],
+)  # fmt: skip
+def test_every_sdk_error_becomes_one_external_error(err, message, hint):
+    checker = Checker("http://h:1", None, "m", 7.0, False, 16)
+    checker.ids = ["a", "b"]
+    explained = checker.explain(err)
+    assert isinstance(explained, ExternalError) and explained.exit_code == 1
+    assert message in explained.message and hint in (explained.hint or "")
+
+
+def test_sdk_errors_inside_a_check_are_mapped_not_raised(server):
+    checker = Checker(server.url, KEY, "not-served", 5.0, False, 16)
+    with pytest.raises(ExternalError, match="HTTP 404 for model 'not-served': The model `not-served` does not exist"):
+        checker.chat()
+    with pytest.raises(ExternalError, match="HTTP 404"):
+        checker.stream()
+
+
+def test_golden_file_with_errors_says_nothing_was_read(run, server, tmp_path):
+    bad = tmp_path / "golden.json"
+    bad.write_text('[{"instruction": "q"}]')
+    result = run("check", "--base-url", server.url, "--api-key", KEY, "--golden-file", bad)
+    assert result.exit_code == 2
+    assert "no golden answers read" in result.stderr and "[row 0].output: missing" in result.stderr
+    assert not Path("runs").exists()
