@@ -7,37 +7,135 @@ inside the commands that need them, so `lf-wrap --help` starts in a blink.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 
 import click
 
 from lf_wrap import __version__
-from lf_wrap.errors import LfWrapError
+from lf_wrap.errors import Interrupted, LfWrapError, require
 
 FORMAT_CHOICES = ["auto", "alpaca", "sharegpt", "openai", "preference"]
+# Where a message says the problem is: "file:line[:col]" at the start of a line (or of a "  - " item), or "--set KEY".
+_LOCATION = re.compile(r"^\s*(?:- )?(--set [\w.]+|[^\s:][^\n:]*:\d+(?::\d+)?)(?=:)", re.MULTILINE)
+
+
+def _location(err: LfWrapError) -> str | None:
+    if err.location:
+        return err.location
+    found = _LOCATION.search(err.message)
+    return found.group(1) if found else None
+
+
+def error_payload(err: LfWrapError | click.ClickException) -> dict[str, Any]:
+    """The one JSON object a failure prints under --json: error, hint, location, exit_code
+    (and the validation report, when the error carries one)."""
+    if isinstance(err, LfWrapError):
+        payload: dict[str, Any] = {"error": err.message, "hint": err.hint, "location": _location(err)}
+        report = getattr(err, "report", None)
+        if report is not None:
+            payload["report"] = report.to_dict()
+    else:
+        param = getattr(err, "param", None)
+        where = "/".join(param.opts) if isinstance(param, click.Parameter) and param.opts else None
+        payload = {"error": err.format_message(), "hint": None, "location": where or getattr(err, "option_name", None)}
+        if isinstance(err, click.UsageError):
+            payload["hint"] = "see --help"
+    payload["exit_code"] = err.exit_code
+    return {k: payload[k] for k in ("error", "hint", "location", "exit_code", "report") if k in payload}
 
 
 class Failure(click.ClickException):
-    """An LfWrapError on its way out: one clear message, the right exit code."""
+    """An error on its way out: one clear message on stderr, the right exit code, and under
+    --json exactly one JSON object on stdout (`error_payload`)."""
 
-    def __init__(self, err: LfWrapError) -> None:
-        super().__init__(str(err))
+    def __init__(self, err: LfWrapError | click.ClickException, as_json: bool = False) -> None:
+        super().__init__(str(err) if isinstance(err, LfWrapError) else err.format_message())
         self.exit_code = err.exit_code
+        self.original = err if isinstance(err, click.ClickException) else None
+        self.payload = error_payload(err) if as_json else None
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        if self.payload is not None:
+            click.echo(json.dumps(self.payload, ensure_ascii=False, indent=2))
+        if self.original is not None:
+            self.original.show(file)
+        else:
+            super().show(file)
+
+
+def _json_mode(ctx: click.Context) -> bool:
+    """--json given: the flag's callback ran, or (for an error while parsing) it is among the arguments."""
+    argv: list[str] = ctx.meta.get("lf_wrap.argv", [])
+    typed = argv[: argv.index("--")] if "--" in argv else argv
+    return bool(ctx.meta.get("lf_wrap.json")) or "--json" in typed
 
 
 class Group(click.Group):
+    """Turns every LfWrapError (and, under --json, every usage error) into a Failure, once."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None:
+            ctx.meta["lf_wrap.argv"] = list(args)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except Failure:
+            raise
         except LfWrapError as err:
+            as_json = _json_mode(ctx)
             report = getattr(err, "report", None)
-            if report is not None and not ctx.meta.get("lf_wrap.json"):
+            if report is not None and not as_json:
                 for line in report.lines():
                     click.echo(line, err=True)
-            raise Failure(err) from None
+                err.hint = "fix the rows listed above, then run this again"
+            raise Failure(err, as_json) from None
+        except KeyboardInterrupt:  # Ctrl-C outside an engine run (those are handled by lf_wrap.process)
+            raise Failure(Interrupted("interrupted (SIGINT)", "SIGINT"), _json_mode(ctx)) from None
+        except click.ClickException as err:
+            if _json_mode(ctx):
+                raise Failure(err, as_json=True) from None
+            raise
+
+
+class DefaultGroup(Group):
+    """A group with a default subcommand, the pattern simonw/llm uses for `llm keys`:
+    `serve ARGS` runs `serve start ARGS` unless ARGS name a subcommand.
+
+    A small subclass rather than the click-default-group package: no extra dependency for two
+    methods, and it also routes options typed before the subcommand's name, so
+    `serve --config X stop` is `serve stop --config X` (that package would hand `stop` to the
+    default command as an extra argument)."""
+
+    def __init__(self, *args: Any, default_command: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.default_command = default_command
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and (args[0] in self.commands or args[0] in ctx.help_option_names):
+            return super().parse_args(ctx, args)
+        return super().parse_args(ctx, self._route(args))
+
+    def _route(self, args: list[str]) -> list[str]:
+        """The first bare word that names a subcommand (not an option's value) goes first; else the default."""
+        default = self.commands[self.default_command]
+        takes_value = {
+            opt
+            for p in default.params
+            if isinstance(p, click.Option) and not p.is_flag and not p.count
+            for opt in (*p.opts, *p.secondary_opts)
+        }
+        i = 0
+        while i < len(args) and args[i] != "--":
+            if args[i] in self.commands:
+                return [args[i], *args[:i], *args[i + 1 :]]
+            i += 2 if args[i] in takes_value else 1
+        return [self.default_command, *args]
 
 
 def _json_out(ctx: click.Context, payload: Any) -> None:
@@ -45,8 +143,15 @@ def _json_out(ctx: click.Context, payload: Any) -> None:
 
 
 def _fail_report(report: Any, as_json: bool) -> NoReturn:
-    if as_json:
-        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    if as_json:  # the report, and the keys every --json failure has
+        first = next((i for i in report.issues if i.severity == "error"), None)
+        failure = {
+            "error": report.summary(),
+            "hint": "fix the rows listed in issues, then validate again",
+            "location": first.location(report.file) if first else report.file,
+            "exit_code": 2,
+        }
+        click.echo(json.dumps({**report.to_dict(), **failure}, ensure_ascii=False, indent=2))
     else:
         for line in report.lines():
             click.echo(line, err=True)
@@ -71,27 +176,78 @@ def main() -> None:
 
     \b
     Typical path:
-      lf-wrap init                                   # write lf-wrap.yaml (demo settings)
-      lf-wrap model tiny models/tiny-qwen2           # or: lf-wrap model pull Qwen/Qwen2.5-0.5B-Instruct
+      lf-wrap model pull Qwen/Qwen2.5-0.5B-Instruct  # or, for the demo: lf-wrap model tiny models/tiny-qwen2
       lf-wrap data validate my.json                  # every problem, with file:line and field
-      lf-wrap data register my.json --name my_data   # write its dataset_info.json entry
-      lf-wrap render train                           # the LLaMA-Factory YAML that would run
+      lf-wrap init --model DIR --dataset my.json     # write lf-wrap.yaml for your model (or: init --demo)
+      lf-wrap render train                           # the LLaMA-Factory YAML that would run, and why
+      lf-wrap train --dry-run                        # every check, nothing started
+
+    \b
+    Exit status (every command; each command's --help says what applies to it):
+      0 ok, 1 an external step failed (engine, download, server), 2 bad input or usage,
+      3 `serve status`: no server running, 130/143 interrupted by Ctrl-C/SIGTERM.
+      With --json, a failure prints one JSON object: error, hint, location, exit_code.
     """
 
 
 # -- init --------------------------------------------------------------------------------
 @main.command()
-@click.option("--force", is_flag=True, help="Replace an existing lf-wrap.yaml.")
+@click.option("--model", "model_ref", help="Your base model: its folder, or a hub id already downloaded.")
+@click.option("--dataset", "dataset_ref", help="A dataset file (validated, then registered), or a registered name.")
+@click.option(
+    "--dataset-dir",
+    type=click.Path(path_type=Path),
+    default=Path("data"),
+    show_default=True,
+    help="Where dataset_info.json is (and where a dataset file is registered).",
+)
+@click.option("--template", help="LLaMA-Factory chat template (default: picked from the model folder).")
+@click.option("--demo", is_flag=True, help="Write the built-in demo project (examples/magic_conch.yaml) instead.")
+@click.option("--force", is_flag=True, help="Replace an existing project file.")
 @click.argument("path", type=click.Path(path_type=Path), default="lf-wrap.yaml")
-def init(path: Path, force: bool) -> None:
-    """Write a project file (lf-wrap.yaml) with the built-in demo's settings."""
-    from lf_wrap.config import init_text
-    from lf_wrap.files import atomic_write
+def init(
+    path: Path,
+    model_ref: str | None,
+    dataset_ref: str | None,
+    dataset_dir: Path,
+    template: str | None,
+    demo: bool,
+    force: bool,
+) -> None:
+    """Write a project file (lf-wrap.yaml) for your model and dataset, every value explained.
 
-    if path.exists() and not force:
-        raise LfWrapError(f"{path}: exists", hint="edit it, or pass --force to start over")
-    atomic_write(path, init_text())
-    click.echo(f"wrote {path}")
+    \b
+    Examples:
+      lf-wrap init --model models/my-model --dataset my.json     # my.json is validated and registered
+      lf-wrap init --model Qwen/Qwen2.5-0.5B-Instruct --dataset my_data --dataset-dir data
+      lf-wrap init --demo                                        # the built-in demo's settings
+
+    The chat template is picked from the model folder, cutoff_len from the data's token
+    lengths, the hyperparameters from LLaMA-Factory's examples. Nothing is written (no
+    project file, no dataset registered) unless every check passes.
+
+    Exit status: 0 written, 2 bad input (nothing written).
+    """
+    from lf_wrap import init_project
+
+    if demo:
+        if model_ref or dataset_ref or template:
+            raise click.UsageError("--demo writes the built-in demo project: leave out --model, --dataset, --template")
+        init_project.write_demo(path, force)
+        click.echo(f"wrote {path}: the built-in demo project (what `make demo` runs)")
+        return
+    if not model_ref and not dataset_ref:
+        raise click.UsageError(
+            "pass --model DIR_OR_HUB_ID --dataset FILE_OR_NAME for your own project, or --demo for the built-in demo"
+        )
+    if not (model_ref and dataset_ref):
+        raise click.UsageError("--model and --dataset go together: the project needs both")
+    p = init_project.plan(path, model_ref, dataset_ref, dataset_dir, template, force)
+    for note in p.notes:
+        click.echo(note, err=True)
+    init_project.write(p)
+    click.echo(f"wrote {path}" + (f"; {p.registered}" if p.registered else ""))
+    click.echo(f"next: lf-wrap render train{p.config_arg}   then: lf-wrap train --dry-run{p.config_arg}", err=True)
 
 
 # -- data --------------------------------------------------------------------------------
@@ -163,7 +319,10 @@ def data_validate(
 @click.option("--cutoff-len", type=click.IntRange(1), help="Count rows longer than this (LLaMA-Factory's cutoff_len).")
 @json_option
 def data_stats(file: Path, fmt: str, tokenizer_dir: Path | None, cutoff_len: int | None, as_json: bool) -> None:
-    """Rows, duplicates and length percentiles (tokens with --tokenizer, else characters)."""
+    """Rows, duplicates and length percentiles (tokens with --tokenizer, else characters).
+
+    Exit status: 0 ok, 2 bad input (an invalid dataset, a folder without a tokenizer, a missing package).
+    """
     from lf_wrap.data.stats import compute
 
     stats = compute(file, fmt, tokenizer_dir, cutoff_len)
@@ -198,6 +357,8 @@ def data_convert(src: Path, out: Path, target: str, fmt: str, force: bool) -> No
     """Convert SRC to another format, written to OUT (.json list or .jsonl lines).
 
     SRC is only read. Rows the target format cannot hold are dropped and counted.
+
+    Exit status: 0 written, 2 bad input (nothing written).
     """
     from lf_wrap.data.convert import convert
 
@@ -229,6 +390,8 @@ def data_register(file: Path, name: str, dataset_dir: Path, fmt: str, force: boo
 
     The entry is rendered from templates/dataset_info/<format>.json.j2. Registering the
     same file again changes nothing; a different entry under the same name needs --force.
+
+    Exit status: 0 registered (or already registered), 2 bad input (nothing written).
     """
     from lf_wrap.data.registry import register
 
@@ -285,6 +448,8 @@ def model_pull(model_id: str, hub: str, revision: str | None, local_dir: Path | 
 
     A model already downloaded is found without the network. The printed folder holds
     config.json, the weights and the tokenizer (no snapshots/<hash> hunting).
+
+    Exit status: 0 the folder is printed, 1 the hub could not be reached or the download failed, 2 bad input.
     """
     from lf_wrap.hub import pull
 
@@ -304,9 +469,26 @@ def model_pull(model_id: str, hub: str, revision: str | None, local_dir: Path | 
     help="Text to train the tokenizer on (default: the bundled datasets/).",
 )
 @click.option("--force", is_flag=True, help="Build even if OUT_DIR already holds a model.")
+@click.option(
+    "--family",
+    type=click.Choice(["qwen2.5", "qwen3", "deepseek-r1-distill", "llama3"]),
+    default="qwen2.5",
+    show_default=True,
+    help="Look like this family: its architecture, special tokens, EOS/BOS/pad layout and chat template.",
+)
 @json_option
-def model_tiny(out_dir: Path, seed: int, datasets_dir: Path | None, force: bool, as_json: bool) -> None:
-    """Build a tiny Qwen2-style chat model (random weights, ~2 MB) for demos and tests."""
+def model_tiny(out_dir: Path, seed: int, datasets_dir: Path | None, force: bool, family: str, as_json: bool) -> None:
+    """Build a tiny chat model (random weights, ~2 MB) for demos and tests.
+
+    \b
+    Families (LLaMA-Factory template to train it with):
+      qwen2.5              like Qwen2.5-Instruct (qwen); the demo model
+      qwen3                like Qwen3, thinking on/off (qwen3, or qwen3 with enable_thinking: false)
+      deepseek-r1-distill  like DeepSeek-R1-Distill-Qwen (deepseekr1)
+      llama3               like Llama-3.2-Instruct (llama3)
+
+    Exit status: 0 built (or already there), 2 bad input or a missing package (torch, transformers).
+    """
     from lf_wrap.paths import datasets_dir as bundled
 
     if (out_dir / "config.json").exists() and not force:
@@ -317,15 +499,17 @@ def model_tiny(out_dir: Path, seed: int, datasets_dir: Path | None, force: bool,
         return
     if out_dir.exists() and not out_dir.is_dir():
         raise LfWrapError(f"{out_dir}: exists and is not a directory")
+    require(("torch", "transformers", "tokenizers"), "lf-wrap model tiny")
     from lf_wrap.tiny_model import build
 
-    facts = build(out_dir, datasets_dir or bundled(), seed=seed)
+    facts = build(out_dir, datasets_dir or bundled(), seed=seed, family_name=family)
     if as_json:
         _json_out(click.get_current_context(), {**facts, "built": True})
     else:
+        like = f"; {facts['architecture']} like {facts['looks_like']}, train with template: {facts['template']}"
         click.echo(
             f"built {out_dir}: {facts['params']:,} parameters, vocab {facts['vocab_size']}, "
-            f"{facts['weights_bytes'] / 1e6:.1f} MB of weights"
+            f"{facts['weights_bytes'] / 1e6:.1f} MB of weights" + ("" if family == "qwen2.5" else like)
         )
 
 
@@ -359,6 +543,8 @@ def render(what: str | None, config_file: Path | None, sets: tuple[str, ...], li
       lf-wrap render train
       lf-wrap render train --set learning_rate=1e-4 --set method=qlora
       lf-wrap render export --config my-project.yaml
+
+    Exit status: 0 printed, 1 an external step failed (asking the training environment), 2 bad input.
     """
     if list_templates:
         from lf_wrap.engines.schema import templates
@@ -367,11 +553,66 @@ def render(what: str | None, config_file: Path | None, sets: tuple[str, ...], li
         return
     if what is None:
         raise click.UsageError("say what to render: train or export")
-    from lf_wrap.config import load_project, render_export, render_train
+    from lf_wrap.config import load_project, project_hardware, render_export, render_train
 
     project = load_project(config_file, sets)
-    rendered = render_train(project) if what == "train" else render_export(project)
+    if what == "train":
+        hardware = project_hardware(project)
+        click.echo(hardware.summary(), err=True)
+        rendered = render_train(project, hardware=hardware)
+    else:
+        rendered = render_export(project)
     click.echo(rendered.text, nl=False)
+
+
+# -- template ----------------------------------------------------------------------------
+@main.group(cls=Group)
+def template() -> None:
+    """Will the model answer the way it was trained? Check the chat template."""
+
+
+@template.command("check")
+@_config_options
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(path_type=Path),
+    help="Model folder (its tokenizer is enough; default: the project's `model:`).",
+)
+@click.option("--template", "template_name", help="LLaMA-Factory template (default: the project's `template:`).")
+@json_option
+def template_check(
+    config_file: Path | None, sets: tuple[str, ...], model_dir: Path | None, template_name: str | None, as_json: bool
+) -> None:
+    """Compare what LLaMA-Factory trains on with what the model's chat template serves.
+
+    \b
+    Two conversations of two turns each, without and with a system prompt, are encoded
+    by LLaMA-Factory's own template code (in the training environment) and rendered by
+    the model's chat template (what vLLM serves with), then compared token for token:
+    the prompt before each answer, and how each answer ends. Every difference comes
+    with the fixes that the same comparison proves right: another template, a
+    default_system, mask_history, or serving with the training template.
+
+    \b
+    Examples:
+      lf-wrap template check                          # the project's model and template
+      lf-wrap template check --model models/m --template llama3 --json
+
+    Exit status: 0 agree or harmless, 1 harmful differences, 2 bad input.
+    """
+    from lf_wrap.config import load_project
+    from lf_wrap.template_check import probe_project, report_lines
+
+    project = load_project(config_file, sets)
+    check = probe_project(project, model_dir, template_name)
+    shown = model_dir or Path(project.config.model)
+    if as_json:
+        click.echo(json.dumps(check, ensure_ascii=False, indent=2))
+    else:
+        for line in report_lines(check, shown):
+            click.echo(line)
+    sys.exit(1 if check["harmful"] else 0)
 
 
 # -- train / export ----------------------------------------------------------------------
@@ -379,7 +620,11 @@ def render(what: str | None, config_file: Path | None, sets: tuple[str, ...], li
 @_config_options
 @click.option("--resume", is_flag=True, help="Continue the run from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Start the run over, deleting its output.")
-@click.option("--dry-run", is_flag=True, help="Check everything, print the YAML and the command, run nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Run every check the real command runs, print the YAML and the command, start nothing.",
+)
 @click.option("--no-template-check", is_flag=True, help="Skip the train/serve chat-template agreement check.")
 @click.option("--nproc-per-node", type=click.IntRange(1), help="Processes (GPUs) per node; >1 launches torchrun.")
 @click.option("--nnodes", type=click.IntRange(1), help="Number of nodes.")
@@ -408,16 +653,20 @@ def train(
     \b
     Before the engine starts, lf-wrap checks: the model folder (config, weights,
     tokenizer), every dataset (registered and valid, row by row), the settings (keys and
-    types), the run folder (no accidental overwrite), and that the chat template the model
-    will be served with renders what LLaMA-Factory trains on.
+    types), the run folder (no accidental overwrite), the engine and the hardware (GPUs,
+    bf16), DeepSpeed, and that the chat template the model will be served with renders what
+    LLaMA-Factory trains on. --dry-run runs all of these and exits 2 where the real command would.
 
     \b
     Examples:
-      lf-wrap train                                  # demo settings / ./lf-wrap.yaml
+      lf-wrap train                                  # ./lf-wrap.yaml (the built-in demo if there is none)
       lf-wrap train --set num_train_epochs=3 --set run_name=try2
       lf-wrap train --dry-run
       lf-wrap train --nproc-per-node 8 --deepspeed z3       # one node, 8 GPUs
       lf-wrap train --nnodes 2 --node-rank 0 --nproc-per-node 8 --master-addr 10.0.0.1
+
+    Exit status: 0 trained (--dry-run: every check passed), 1 the engine failed, 2 bad input or a
+    failed check, 130/143 interrupted by Ctrl-C/SIGTERM (continue with --resume).
     """
     from lf_wrap.config import load_project
     from lf_wrap.train import execute, plan
@@ -426,35 +675,29 @@ def train(
                    "master_addr": master_addr, "master_port": master_port, "deepspeed": deepspeed}  # fmt: skip
     sets = sets + tuple(f"{k}={v}" for k, v in launch_sets.items() if v is not None)
     project = load_project(config_file, sets)
-    p = plan(
-        project,
-        resume=resume,
-        overwrite=overwrite,
-        template_check=not no_template_check and not dry_run,
-        need_engine=not dry_run,
-    )
+    p = plan(project, resume=resume, overwrite=overwrite, template_check=not no_template_check)
+    if p.hardware is not None:
+        click.echo(p.hardware.summary(), err=True)
+    if not dry_run:
+        click.echo(p.batch_arithmetic(), err=True)
+    if p.probe:
+        from lf_wrap.template_check import progress_line
+
+        click.echo(progress_line(p.probe["template_check"]), err=True)
+    for note in p.notes:
+        click.echo(note, err=True)
     if dry_run:
         click.echo(p.rendered.text, nl=False)
         from lf_wrap.process import shell_line
 
         if p.deepspeed is not None:
             click.echo(f"# would write {p.deepspeed[0]}:\n{p.deepspeed[1]}", nl=False, err=True)
+        click.echo(f"# {p.batch_arithmetic()}", err=True)
         launch = project.launch
         if launch.distributed:
-            click.echo(f"# {p.batch_arithmetic()}", err=True)
             click.echo(f"# node {launch.node_rank} of {launch.nnodes}:", err=True)
         click.echo(f"# would run: {shell_line(p.command, p.launch_env)}", err=True)
         return
-    click.echo(p.batch_arithmetic(), err=True)
-    if p.probe:
-        check = p.probe["template_check"]
-        how = ", remembered from an earlier identical check" if check.get("cached") else ""
-        click.echo(
-            f"template check: {check['template']!r} and the model's chat template agree ({check['status']}{how})",
-            err=True,
-        )
-    for note in p.notes:
-        click.echo(note, err=True)
     result = execute(p, as_json=as_json)
     if as_json:
         click.echo(json.dumps({"event": "done", **result}, ensure_ascii=False))
@@ -470,27 +713,60 @@ def train(
 @main.command()
 @_config_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing merged model.")
-@click.option("--dry-run", is_flag=True, help="Print the export YAML and the command, run nothing.")
+@click.option("--dry-run", is_flag=True, help="Run every check the real command runs, print the YAML and the command.")
+@click.option(
+    "--chat-template",
+    metavar="training|FILE",
+    help="Give the merged model this chat template: `training` is a Jinja template that renders exactly what "
+    "LLaMA-Factory trained on (checked first); or a .jinja file.",
+)
 @json_option
-def export(config_file: Path | None, sets: tuple[str, ...], overwrite: bool, dry_run: bool, as_json: bool) -> None:
+def export(
+    config_file: Path | None,
+    sets: tuple[str, ...],
+    overwrite: bool,
+    dry_run: bool,
+    chat_template: str | None,
+    as_json: bool,
+) -> None:
     """Merge the run's LoRA adapter into the base model (`llamafactory-cli export`).
 
     The merged model is written to runs/<run_name>/merged and checked (weights, config,
-    tokenizer, chat template) before lf-wrap reports success.
+    tokenizer, chat template) before lf-wrap reports success. With --chat-template training
+    its chat template (chat_template.jinja, and tokenizer_config.json's) becomes the one
+    LLaMA-Factory trained with, so any server that uses the model's template serves it.
+
+    Exit status: 0 exported and checked, 1 the engine failed or the result is incomplete, 2 bad input,
+    130/143 interrupted by Ctrl-C/SIGTERM.
     """
     from lf_wrap.config import load_project
     from lf_wrap.export import execute, plan
 
     project = load_project(config_file, sets)
-    p = plan(project, overwrite=overwrite, need_engine=not dry_run)
+    p = plan(project, overwrite=overwrite)
+    jinja = None
+    if chat_template is not None:  # before the merge: a template that cannot be made fails fast
+        from lf_wrap.template_check import chat_template_text
+
+        jinja = chat_template_text(project, chat_template)
     if dry_run:
         if p.rendered is not None:
             click.echo(p.rendered.text, nl=False)
             from lf_wrap.process import shell_line
 
             click.echo(f"# would run: {shell_line(p.command)}", err=True)
+        if jinja is not None:
+            click.echo(f"# would write the {chat_template} chat template into {p.run.merged}/chat_template.jinja",
+                       err=True)  # fmt: skip
         return
     result = execute(p)
+    if jinja is not None:
+        from lf_wrap.template_check import install_chat_template
+
+        written = install_chat_template(Path(result["model"]), jinja)
+        p.run.record("export", {"chat_template": chat_template, "chat_template_files": [str(w) for w in written]})
+        result["chat_template"] = chat_template
+        click.echo(f"chat template: {chat_template} ({', '.join(w.name for w in written)})", err=True)
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False, indent=2))
     elif result["merged"]:
@@ -511,6 +787,8 @@ def launch_plan(config_file: Path | None, sets: tuple[str, ...], nnodes: int, np
     \b
     Example:
       lf-wrap launch-plan --nnodes 4 --nproc-per-node 8 --master-addr 10.0.0.1 --deepspeed z3
+
+    Exit status: 0 printed, 2 bad input.
     """
     from lf_wrap.config import load_project
     from lf_wrap.distributed import Launch, node_command, slurm_line
@@ -529,7 +807,41 @@ def launch_plan(config_file: Path | None, sets: tuple[str, ...], nnodes: int, np
 
 
 # -- serve / check --------------------------------------------------------------------------
-@main.group(cls=Group, invoke_without_command=True, context_settings={"ignore_unknown_options": False})
+def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--runs-dir",
+        type=click.Path(path_type=Path),
+        help="Folder that holds the run folders (default: the project's runs_dir).",
+    )(f)
+    f = click.option("--run", "run_name", metavar="NAME", help="The run (default: the project's run_name).")(f)
+    return f
+
+
+def _run_sets(sets: tuple[str, ...], run_name: str | None, runs_dir: Path | None) -> tuple[str, ...]:
+    """--run/--runs-dir as the --set overrides they are (a command-line path is relative to the current folder)."""
+    extra = ((f"run_name={run_name}",) if run_name else ()) + (
+        (f"runs_dir={runs_dir.expanduser().absolute()}",) if runs_dir else ()
+    )
+    return (*sets, *extra)
+
+
+@main.group(cls=DefaultGroup, default_command="start")
+def serve() -> None:
+    """Serve a model behind an OpenAI-compatible API, and manage a detached server.
+
+    \b
+    `lf-wrap serve [OPTIONS]` is `lf-wrap serve start [OPTIONS]`:
+      lf-wrap serve                                   # foreground, Ctrl-C stops it
+      lf-wrap serve --detach --port 8000              # background (pidfile + log in the run folder)
+      lf-wrap serve status                            # is the run's detached server up?
+      lf-wrap serve stop                              # stop exactly the process group lf-wrap started
+      lf-wrap serve stop --config other.yaml          # another project's run (or --run NAME)
+
+    Exit status: see each subcommand's --help (`serve status` exits 3 when no server runs).
+    """
+
+
+@serve.command("start", short_help="Serve a model with vLLM (the default: `serve ARGS` is `serve start ARGS`).")
 @_config_options
 @click.option(
     "--model",
@@ -541,6 +853,12 @@ def launch_plan(config_file: Path | None, sets: tuple[str, ...], nnodes: int, np
 @click.option("--adapter-name", help="Model name for the adapter (default: the run name).")
 @click.option("--served-model-name", help="Name clients ask for (default: the run name).")
 @click.option("--tokenizer", type=click.Path(path_type=Path), help="Tokenizer folder, if not the model's.")
+@click.option(
+    "--chat-template",
+    metavar="training|FILE",
+    help="`training`: serve with a Jinja template that renders exactly what LLaMA-Factory trained on (checked, "
+    "written to the run folder); or a .jinja file.",
+)
 @click.option("--max-model-len", type=click.IntRange(16), help="Longest prompt + answer, in tokens.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 exposes it.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
@@ -560,17 +878,19 @@ def launch_plan(config_file: Path | None, sets: tuple[str, ...], nnodes: int, np
 )
 @click.option("--dry-run", is_flag=True, help="Print the command, start nothing.")
 @click.option("--vllm-arg", "extra", multiple=True, metavar="ARG", help="Passed to vllm serve untouched (repeatable).")
+@_run_options
 @json_option
-@click.pass_context
-def serve(
-    ctx: click.Context,
+def serve_start(
     model: Path | None,
     config_file: Path | None,
     sets: tuple[str, ...],
+    run_name: str | None,
+    runs_dir: Path | None,
     adapter: Path | None,
     adapter_name: str | None,
     served_model_name: str | None,
     tokenizer: Path | None,
+    chat_template: str | None,
     max_model_len: int | None,
     host: str,
     port: int,
@@ -585,7 +905,7 @@ def serve(
     extra: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Serve a model with `vllm serve` behind an OpenAI-compatible API.
+    """Serve a model with `vllm serve` (the default subcommand: `lf-wrap serve ...` runs this).
 
     \b
     By default the run's merged model (runs/<run_name>/merged). Examples:
@@ -593,13 +913,21 @@ def serve(
       lf-wrap serve --detach --port 8000              # background; then: lf-wrap serve status|stop
       lf-wrap serve --adapter runs/magic-conch/output # base model + LoRA adapter, by name
       lf-wrap serve --model some/model/dir --vllm-arg=--enforce-eager
+      lf-wrap serve --chat-template training          # the prompt format LLaMA-Factory trained on
+
+    Exit status: 0 the detached server is ready (foreground: the server exited by itself), 1 it failed
+    to start or exited with an error, 2 bad input, 130/143 stopped by Ctrl-C/SIGTERM (foreground).
     """
-    if ctx.invoked_subcommand is not None:
-        return
     from lf_wrap.config import load_project
     from lf_wrap.serve import plan, serve_detached, serve_foreground
 
-    project = load_project(config_file, sets)
+    project = load_project(config_file, _run_sets(sets, run_name, runs_dir))
+    template_file = None
+    if chat_template is not None:
+        from lf_wrap.template_check import chat_template_file
+
+        template_file = chat_template_file(project, chat_template)
+        click.echo(f"chat template: {template_file}", err=True)
     p = plan(
         project,
         model=model,
@@ -616,6 +944,7 @@ def serve(
         data_parallel_size=data_parallel_size,
         dtype=dtype,
         extra=extra,
+        chat_template=template_file,
     )
     for warning in p.warnings:
         click.echo(warning, err=True)
@@ -625,7 +954,7 @@ def serve(
     if detach:
         info = serve_detached(p, timeout_s)
         if as_json:
-            _json_out(ctx, info)
+            _json_out(click.get_current_context(), info)
         else:
             click.echo(
                 f"ready in {info['ready_after_s']:.0f} s: {info['base_url']}/v1 serves {info['served_model_name']!r} "
@@ -635,22 +964,49 @@ def serve(
     serve_foreground(p, timeout_s)
 
 
-def _pidfile(config_file: Path | None, sets: tuple[str, ...]) -> Path:
-    from lf_wrap.config import load_project
+def _pidfile(config_file: Path | None, sets: tuple[str, ...], run_name: str | None, runs_dir: Path | None) -> Path:
+    from lf_wrap.runs import locate_run_dir
 
-    return load_project(config_file, sets).run_dir.resolve() / "serve.json"
+    return locate_run_dir(config_file, sets, run_name, runs_dir) / "serve.json"
+
+
+def _lenient_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--config/--set/--run/--runs-dir, read only for the run folder: the rest of the project file is not validated."""
+    f = _run_options(f)
+    f = click.option(
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="run_name=, runs_dir= (or datasets=) as the server was started with; other keys are ignored here.",
+    )(f)
+    f = click.option(
+        "--config",
+        "config_file",
+        type=click.Path(path_type=Path),
+        help="Project file the server was started with (only run_name and runs_dir are read from it).",
+    )(f)
+    return f
 
 
 @serve.command("status")
-@_config_options
+@_lenient_options
 @json_option
-def serve_status(config_file: Path | None, sets: tuple[str, ...], as_json: bool) -> None:
-    """Is the run's detached server running and healthy?"""
+def serve_status(
+    config_file: Path | None, sets: tuple[str, ...], run_name: str | None, runs_dir: Path | None, as_json: bool
+) -> None:
+    """Is the run's detached server running and healthy?
+
+    Only the run folder is needed (runs/<run_name>/serve.json): a typo elsewhere in the project
+    file does not stop this.
+
+    Exit status: 0 running, 3 not running (nothing recorded, or its process is gone), 2 bad input.
+    """
     from lf_wrap.serve import status
 
-    info = status(_pidfile(config_file, sets))
+    info = status(_pidfile(config_file, sets, run_name, runs_dir))
     if as_json:
-        click.echo(json.dumps(info, indent=2))
+        click.echo(json.dumps({**info, "exit_code": 0 if info["running"] else 3}, indent=2))
     elif info["running"]:
         click.echo(
             f"running: pid {info['pid']}, {info['base_url']}/v1 serves {info['served_model_name']!r}, "
@@ -662,22 +1018,39 @@ def serve_status(config_file: Path | None, sets: tuple[str, ...], as_json: bool)
 
 
 @serve.command("stop")
-@_config_options
-def serve_stop(config_file: Path | None, sets: tuple[str, ...]) -> None:
-    """Stop the run's detached server (exactly the process group lf-wrap started)."""
+@_lenient_options
+def serve_stop(config_file: Path | None, sets: tuple[str, ...], run_name: str | None, runs_dir: Path | None) -> None:
+    """Stop the run's detached server (exactly the process group lf-wrap started).
+
+    Only the run folder is needed (runs/<run_name>/serve.json): a typo elsewhere in the project
+    file does not stop this.
+
+    Exit status: 0 stopped (or it had already exited: the stale record is removed), 2 no server
+    recorded for the run, or bad input.
+    """
     from lf_wrap.serve import stop
 
-    click.echo(stop(_pidfile(config_file, sets)))
+    click.echo(stop(_pidfile(config_file, sets, run_name, runs_dir)))
 
 
 @main.command()
 @_config_options
-@click.option("--base-url", help="OpenAI-compatible base URL (default: the run's detached server).")
+@click.option("--base-url", help="OpenAI-compatible base URL, any server (default: the run's detached server).")
 @click.option("--model", "model_name", help="Model name to query (default: the first the server lists).")
 @click.option(
     "--api-key", envvar="LF_WRAP_API_KEY", help="Key to send; also checks that a request without it is refused."
 )
 @click.option("--golden", "golden", help="Registered dataset with prompts and expected answers (default: the run's).")
+@click.option(
+    "--golden-file",
+    type=click.Path(path_type=Path),
+    help="A dataset file (alpaca, sharegpt or openai rows) with prompts and expected answers.",
+)
+@click.option(
+    "--dataset-dir",
+    type=click.Path(path_type=Path),
+    help="Where --golden's dataset_info.json is (default: the project's dataset_dir, else data).",
+)
 @click.option("--no-golden", is_flag=True, help="Skip the golden-answer check.")
 @click.option("--samples", type=click.IntRange(0), default=16, show_default=True, help="Golden rows to try (0: all).")
 @click.option(
@@ -700,6 +1073,8 @@ def check(
     model_name: str | None,
     api_key: str | None,
     golden: str | None,
+    golden_file: Path | None,
+    dataset_dir: Path | None,
     no_golden: bool,
     samples: int,
     min_match: float,
@@ -712,42 +1087,81 @@ def check(
 ) -> None:
     """Prove that a served model answers, answers like its training data, and how fast.
 
-    Exit 0 when every check passes, 1 otherwise.
+    \b
+    Works with any OpenAI-compatible server. Golden answers are checked when a dataset is
+    known (the project's, when it is registered) or given (--golden, --golden-file); else
+    that check is skipped, with a note.
 
     \b
     Examples:
       lf-wrap check                                   # the run's detached server
       lf-wrap check --base-url http://127.0.0.1:8000 --golden magic_conch --min-match 0.8
+      lf-wrap check --base-url http://some-host:8000/v1 --model m --golden-file golden.jsonl
       lf-wrap check --concurrency 16 --requests 64
+
+    Exit status: 0 every check passed, 1 a check failed or the server could not be reached or
+    answered with an error, 2 bad input.
     """
-    from lf_wrap.check import Checker, golden_from_dataset
-    from lf_wrap.config import load_project
+    from lf_wrap.check import Checker, golden_from_dataset, golden_from_file, registered
+    from lf_wrap.config import PROJECT_FILE, load_project
+    from lf_wrap.runs import RunFolder
     from lf_wrap.serve import read_pidfile
 
-    project = load_project(config_file, sets)
-    if base_url is None:
-        info = read_pidfile(project.run_dir.resolve() / "serve.json")
-        if info is None:
-            raise LfWrapError(
-                "no --base-url and no detached server for this run",
-                hint="start one with `lf-wrap serve --detach`, or pass --base-url",
-            )
-        base_url = info["base_url"]
-        model_name = model_name or info.get("served_model_name")
-    checker = Checker(base_url, api_key, model_name, timeout_s, no_thinking, max_tokens)
+    if golden and golden_file:
+        raise click.UsageError("give --golden NAME or --golden-file FILE, not both")
+    if no_golden and (golden or golden_file):
+        raise click.UsageError("--no-golden contradicts --golden/--golden-file: leave one out")
+    # A project only where there is one (or no --base-url says which server): any server can be checked.
+    project = None
+    if base_url is None or config_file is not None or sets or Path(PROJECT_FILE).exists():
+        project = load_project(config_file, sets)
+    kwargs = None
+    if project is not None:
+        if base_url is None:
+            info = read_pidfile(project.run_dir.resolve() / "serve.json")
+            if info is None:
+                raise LfWrapError(
+                    "no --base-url and no detached server for this run",
+                    hint="start one with `lf-wrap serve --detach`, or pass --base-url",
+                )
+            base_url = info["base_url"]
+            model_name = model_name or info.get("served_model_name")
+        # A model trained not to think gets the chat-template kwargs it is served with (lf_wrap/thinking.py).
+        thinking = RunFolder(project.run_dir.resolve()).manifest().get("train", {}).get("thinking") or {}
+        kwargs = thinking.get("chat_template_kwargs") or None
+    assert base_url is not None
+    checker = Checker(base_url, api_key, model_name, timeout_s, no_thinking, max_tokens, chat_template_kwargs=kwargs)
+    items = []
+    skipped: list[dict[str, str]] = []
+    known_dir = dataset_dir or (project.path(project.config.dataset_dir) if project else Path("data"))
+    if golden_file is not None:
+        items = golden_from_file(golden_file, samples)
+    elif golden:
+        items = golden_from_dataset(known_dir, golden, samples)
+    elif not no_golden:
+        names = project.config.datasets if project else []
+        missing = next((why for name in names if (why := registered(known_dir, name))), None)
+        if not names or missing:
+            why = f"the project's dataset is not there ({missing})" if missing else "no dataset known"
+            skipped.append({"name": "golden", "reason": f"{why}: pass --golden NAME or --golden-file FILE"})
+        else:
+            for name in names:
+                items += golden_from_dataset(known_dir, name, samples)
+    prompts = [g.messages for g in items] or [[{"role": "user", "content": "Hello!"}]]
     results = [checker.models()]
-    results += [checker.chat(), checker.stream()]
-    if api_key:
-        results.append(checker.auth())
-    prompts = [[{"role": "user", "content": "Hello!"}]]
-    if not no_golden:
-        items = []
-        for name in [golden] if golden else project.config.datasets:
-            items += golden_from_dataset(project.path(project.config.dataset_dir), name, samples)
-        results.append(checker.golden(items, min_match))
-        prompts = [g.messages for g in items]
-    if concurrency:
-        results.append(checker.load(prompts, concurrency, n_requests))
+    if results[0].ok:
+        results += [checker.chat(), checker.stream()]
+        if api_key:
+            results.append(checker.auth())
+        results.append(checker.stops(prompts[0]))
+        if items:
+            results.append(checker.golden(items, min_match))
+        if concurrency:
+            results.append(checker.load(prompts, concurrency, n_requests))
+    else:  # asking for a model the server does not serve would only repeat that
+        later = ["chat", "stream", *(["auth"] if api_key else []), "stop"]
+        later += [*(["golden"] if items else []), *(["load"] if concurrency else [])]
+        skipped = [{"name": n, "reason": "the model is not served"} for n in later] + skipped
     ok = all(r.ok for r in results)
     if as_json:
         payload = {
@@ -755,13 +1169,23 @@ def check(
             "base_url": checker.base_url,
             "model": checker.model,
             "checks": [{"name": r.name, "ok": r.ok, "detail": r.detail, **r.data} for r in results],
+            "skipped": skipped,
+            "exit_code": 0 if ok else 1,
         }
+        if not ok:  # the keys every --json failure has
+            failed = ", ".join(r.name for r in results if not r.ok)
+            payload |= {"error": f"failed checks: {failed}", "hint": "see each check's detail",
+                        "location": checker.base_url}  # fmt: skip
         click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
     else:
         for r in results:
             click.echo(f"{'PASS' if r.ok else 'FAIL'}  {r.name:<7} {r.detail}")
             for miss in r.data.get("misses", []) if not r.ok else []:
                 click.echo(f"      expected {miss['expected']!r}\n      got      {miss['got']!r}")
+                if miss.get("reasoning"):
+                    click.echo(f"      reasoning {miss['reasoning']!r}")
+        for skip in skipped:
+            click.echo(f"SKIP  {skip['name']:<7} {skip['reason']}")
         click.echo(f"{checker.base_url} ({checker.model}): {'all checks passed' if ok else 'FAILED'}")
     sys.exit(0 if ok else 1)
 

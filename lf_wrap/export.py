@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
 
 from lf_wrap.config import Project, render_export
 from lf_wrap.engines.llamafactory import LlamaFactory
-from lf_wrap.errors import ExternalError, LfWrapError
+from lf_wrap.eos import ensure_agreement
+from lf_wrap.errors import ExternalError, Interrupted, LfWrapError
 from lf_wrap.files import atomic_write
 from lf_wrap.models import check_model_dir, has_chat_template, missing_parts
 from lf_wrap.process import run_logged, shell_line, tail
@@ -32,7 +34,8 @@ class ExportPlan:
     full: bool  # a full fine-tune: nothing to merge, only verify
 
 
-def plan(project: Project, *, overwrite: bool = False, need_engine: bool = True) -> ExportPlan:
+def plan(project: Project, *, overwrite: bool = False) -> ExportPlan:
+    """Every pre-flight check of `lf-wrap export`; `--dry-run` stops after this."""
     run = RunFolder(project.run_dir.resolve())
     if project.config.method == "full":
         check_model_dir(run.output, "trained model (full fine-tune)")
@@ -45,10 +48,10 @@ def plan(project: Project, *, overwrite: bool = False, need_engine: bool = True)
         )
     if run.merged.exists() and any(run.merged.iterdir()) and not overwrite:
         raise LfWrapError(f"{run.merged}: already holds an exported model", hint="pass --overwrite to export again")
-    engine = LlamaFactory.find(project.config.llamafactory_cli, project.root) if need_engine else None
+    engine = LlamaFactory.find(project.config.llamafactory_cli, project.root)
     rendered = render_export(project, command=f"lf-wrap export  (llamafactory-cli export {run.export_yaml})")
-    cli = str(engine.cli) if engine else "llamafactory-cli"
-    return ExportPlan(project, run, rendered, [cli, "export", str(run.export_yaml)], engine, overwrite, full=False)
+    command = [str(engine.cli), "export", str(run.export_yaml)]
+    return ExportPlan(project, run, rendered, command, engine, overwrite, full=False)
 
 
 def verify(path: Any) -> dict[str, Any]:
@@ -69,10 +72,27 @@ def verify(path: Any) -> dict[str, Any]:
     }
 
 
+def check_eos(path: Path, template: str) -> dict[str, Any]:
+    """The stop token of the trained answers is an EOS everywhere (lf_wrap/eos.py); repairs are said."""
+    report = ensure_agreement(path, template)
+    for change in report.repairs:
+        click.echo(
+            f"export: repaired {change}: the answers end with {report.stop_token!r} (id {report.stop_id}), and "
+            "vLLM and transformers stop only on the ids listed there",
+            err=True,
+        )
+    return report.to_dict()
+
+
 def execute(p: ExportPlan) -> dict[str, Any]:
     run = p.run
     if p.full:
         facts = verify(run.output)
+        try:
+            facts["eos"] = check_eos(run.output, p.project.config.template)
+        except ExternalError:
+            run.record("export", {"status": "failed", "reason": "EOS disagreement"})
+            raise
         run.record("export", {"status": "succeeded", "kind": "full fine-tune: verified, nothing to merge", **facts})
         click.echo(f"method full: nothing to merge; verified the trained model in {run.output}", err=True)
         return {"model": str(run.output), "merged": False, **facts}
@@ -101,7 +121,9 @@ def execute(p: ExportPlan) -> dict[str, Any]:
     base = {"ended": now(), "duration_s": round(outcome.duration_s, 2), "exit_code": outcome.returncode}
     if outcome.interrupted:
         run.record("export", {**base, "status": "interrupted", "interrupted_by": outcome.interrupted})
-        raise ExternalError(f"export interrupted ({outcome.interrupted})", hint=f"log: {run.export_log}")
+        raise Interrupted(
+            f"export interrupted ({outcome.interrupted})", outcome.interrupted, hint=f"log: {run.export_log}"
+        )
     if outcome.returncode != 0:
         run.record("export", {**base, "status": "failed"})
         raise ExternalError(
@@ -113,6 +135,11 @@ def execute(p: ExportPlan) -> dict[str, Any]:
         facts = verify(run.merged)
     except ExternalError:
         run.record("export", {**base, "status": "failed", "reason": "incomplete export"})
+        raise
+    try:
+        facts["eos"] = check_eos(run.merged, p.project.config.template)
+    except ExternalError:
+        run.record("export", {**base, "status": "failed", "reason": "EOS disagreement"})
         raise
     run.record("export", {**base, "status": "succeeded", **facts})
     return {"model": str(run.merged), "merged": True, **base, **facts}

@@ -4,6 +4,10 @@ base model + LoRA adapter), wait until /health answers, and manage it when detac
 The server runs in its own process group; its output goes to runs/<name>/serve.log.  A
 detached server is described by runs/<name>/serve.json (pid, process start time, port):
 `serve stop` stops exactly that process group, never anything found by name.
+
+With an API key, the key reaches the server in VLLM_API_KEY (never on its command line)
+and lf_wrap_auth.ApiKeyMiddleware (engines/vllm_plugin) refuses every request without it
+on every route but GET /health; vLLM's own check covers only /v1 and a few prefixes.
 """
 
 from __future__ import annotations
@@ -24,14 +28,16 @@ from typing import Any
 import click
 
 from lf_wrap.config import Project
-from lf_wrap.engines.vllm import TCMALLOC_HINT, Vllm
-from lf_wrap.errors import ExternalError, LfWrapError
+from lf_wrap.engines.vllm import AUTH_MIDDLEWARE, KEY_ENV, TCMALLOC_HINT, Vllm
+from lf_wrap.errors import ExternalError, Interrupted, LfWrapError
 from lf_wrap.files import atomic_write
 from lf_wrap.models import check_model_dir
 from lf_wrap.process import run_logged, shell_line, tail
 from lf_wrap.runs import RunFolder, now
+from lf_wrap.thinking import serve_flags
 
 SECRET_FLAGS = ("--api-key",)
+SECRET_ENV = (KEY_ENV,)
 
 
 @dataclass
@@ -61,7 +67,7 @@ class ServePlan:
         return self.run.root / "serve.json"
 
     def printable(self) -> str:
-        return shell_line(redact(self.command), self.env_changes)
+        return shell_line(redact(self.command), redact_env(self.env_changes))
 
 
 def redact(cmd: list[str]) -> list[str]:
@@ -73,6 +79,10 @@ def redact(cmd: list[str]) -> list[str]:
             if arg.startswith(flag + "="):
                 out[i] = flag + "=***"
     return out
+
+
+def redact_env(env: dict[str, str]) -> dict[str, str]:
+    return {k: "***" if k in SECRET_ENV else v for k, v in env.items()}
 
 
 def port_free(host: str, port: int) -> bool:
@@ -112,8 +122,18 @@ def plan(
     extra: tuple[str, ...],
     pipeline_parallel_size: int | None = None,
     data_parallel_size: int | None = None,
+    chat_template: Path | None = None,
 ) -> ServePlan:
     run = RunFolder(project.run_dir.resolve())
+    if any(a.partition("=")[0].replace("_", "-") in SECRET_FLAGS for a in extra):  # vLLM reads --api_key too
+        raise LfWrapError(
+            "--vllm-arg=--api-key would put the key on the command line (every user sees it in `ps`) and "
+            "leave /invocations, /tokenize, /metrics and more open",
+            hint="use `lf-wrap serve --api-key KEY` (or LF_WRAP_API_KEY): every route but /health needs the key",
+        )
+    # A VLLM_API_KEY the server would inherit counts as the key: then every route needs it, not only /v1.
+    api_key = api_key or os.environ.get(KEY_ENV) or None
+    from_run = model is None
     if model is None:
         if adapter is not None:
             model = project.path(project.config.model)
@@ -155,15 +175,23 @@ def plan(
         flags += ["--data-parallel-size", str(data_parallel_size)]
     if dtype:
         flags += ["--dtype", dtype]
-    if api_key:
-        flags += ["--api-key", api_key]
+    if chat_template is not None:  # e.g. the training template (template_check.chat_template_file)
+        if not chat_template.is_file():
+            raise LfWrapError(f"--chat-template {chat_template}: no such file", hint="pass `training` or a .jinja file")
+        flags += ["--chat-template", str(chat_template.resolve())]
+    if api_key:  # the key itself travels in the environment (KEY_ENV), not on the command line
+        flags += ["--middleware", AUTH_MIDDLEWARE]
+    if from_run:  # the run's own model: serve it the way it was trained to think (lf_wrap/thinking.py)
+        flags += serve_flags(run.manifest().get("train", {}).get("thinking"), extra)
     flags += list(extra)
     engine = Vllm.find(project.config.vllm, project.root)
     if engine.cpu_build and not dtype and not any(a.startswith("--dtype") for a in extra):
         flags += ["--dtype", "float32"]  # CPU kernels: float32 is exact and fast enough for small models
     command = engine.command(str(model.resolve()), flags)
     sizes = parallel_sizes(flags)  # --vllm-arg may set them too
-    env, changes = engine.env(offline=True, workers=sizes["tp"] * sizes["pp"], data_parallel=sizes["dp"])
+    env, changes = engine.env(
+        offline=True, workers=sizes["tp"] * sizes["pp"], data_parallel=sizes["dp"], api_key=api_key
+    )
     warnings = []
     if is_public(host) and not api_key:
         warnings.append(
@@ -227,16 +255,28 @@ def wait_healthy(p: ServePlan, proc_alive: Any, timeout_s: float) -> float:
         time.sleep(0.5)
 
 
-def _start_time(pid: int) -> str | None:
+def _start_time(pid: int) -> float | None:
+    """When the process started (seconds since the epoch), from psutil: Linux, macOS and BSD alike,
+    so a recycled pid is told apart from the server lf-wrap started everywhere, not only where /proc is."""
+    import psutil
+
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return psutil.Process(pid).create_time()
+    except (psutil.Error, OSError):
         return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22: start time since boot
+
+
+def _legacy_start_time(pid: int) -> str | None:
+    """The /proc start time (clock ticks since boot) that serve.json files of lf-wrap <= 0.1.0 hold."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
 
 def serve_foreground(p: ServePlan, timeout_s: float) -> int:
-    """Run until Ctrl-C; print the log as it grows. Returns the exit code."""
+    """Run until the server exits (0) or is stopped: Ctrl-C / SIGTERM raise Interrupted (exit 130 / 143).
+    Prints the log as it grows."""
     p.run.root.mkdir(parents=True, exist_ok=True)
     click.echo(f"$ {p.printable()}", err=True)
     stop_follow = threading.Event()
@@ -274,9 +314,8 @@ def serve_foreground(p: ServePlan, timeout_s: float) -> int:
     finally:
         stop_follow.set()
         thread.join(timeout=2)
-    if outcome.interrupted:
-        click.echo(f"server stopped ({outcome.interrupted})", err=True)
-        return 0
+    if outcome.interrupted:  # exit 130 (Ctrl-C) or 143 (SIGTERM), as a shell reports a stopped process
+        raise Interrupted(f"server stopped ({outcome.interrupted})", outcome.interrupted)
     if outcome.returncode != 0:
         raise ExternalError(f"the vLLM server exited with code {outcome.returncode}", hint=f"log: {p.log}")
     return 0
@@ -343,8 +382,13 @@ def read_pidfile(path: Path) -> dict[str, Any] | None:
 
 def process_matches(info: dict[str, Any]) -> bool:
     """Is the pid still the very process lf-wrap started (not a recycled pid)?"""
-    pid = info.get("pid")
-    return isinstance(pid, int) and _start_time(pid) is not None and _start_time(pid) == info.get("start_time")
+    pid, recorded = info.get("pid"), info.get("start_time")
+    if not isinstance(pid, int) or isinstance(recorded, bool):
+        return False
+    if isinstance(recorded, str):  # an older serve.json: /proc's clock ticks
+        return _legacy_start_time(pid) == recorded
+    started = _start_time(pid)
+    return isinstance(recorded, int | float) and started is not None and abs(started - recorded) < 0.05
 
 
 def stop_group(pgid: int, grace_s: float = 15.0) -> None:

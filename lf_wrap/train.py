@@ -1,12 +1,15 @@
 """`lf-wrap train`: check everything that can be checked, then run `llamafactory-cli train`.
 
-Order matters: model folder, datasets (registered and valid), run folder state and the
-chat-template agreement are all checked before the engine loads a model.
+Order matters: model folder, datasets (registered and valid), run folder state, the
+engine, the hardware, DeepSpeed and the chat-template agreement are all checked before
+the engine loads a model. `--dry-run` runs exactly this plan and stops before `execute`.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -17,15 +20,19 @@ import click
 
 from lf_wrap.config import Project, render_train
 from lf_wrap.data.registry import INFO_NAME, entry_file, lookup, read_info, validate_entry
+from lf_wrap.data.stats import char_lengths
 from lf_wrap.distributed import DEEPSPEED_PRESETS, deepspeed_config, global_batch
 from lf_wrap.engines.llamafactory import LlamaFactory, last_checkpoint, read_trainer_log
-from lf_wrap.errors import ExternalError, LfWrapError
+from lf_wrap.errors import ExternalError, Interrupted, LfWrapError
 from lf_wrap.files import atomic_write
-from lf_wrap.models import check_model_dir
+from lf_wrap.hardware import Hardware, detect
+from lf_wrap.models import check_model_dir, count_parameters, human_count
 from lf_wrap.process import run_logged, shell_line, tail
 from lf_wrap.progress import Progress
 from lf_wrap.render import Rendered, render_json
 from lf_wrap.runs import RunFolder, now, sha256_file
+from lf_wrap.thinking import training_thinking
+from lf_wrap.tokenizer_check import check_tokenizer_class
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
@@ -44,6 +51,7 @@ class TrainPlan:
     probe: dict[str, Any] | None = None
     deepspeed: tuple[Path, str] | None = None  # (where, JSON text) when lf-wrap renders a preset
     notes: list[str] = field(default_factory=list)
+    hardware: Hardware | None = None
 
     @property
     def launch_env(self) -> dict[str, str]:
@@ -110,19 +118,15 @@ def check_datasets(project: Project) -> list[dict[str, Any]]:
 
 
 def template_mismatch_message(check: dict[str, Any], model_dir: Path) -> str:
-    return (
-        f"the chat template LLaMA-Factory trains with ({check['template']!r}) and the model's own chat template "
-        "(used by vLLM at serving time) give different prompts for the same message:\n"
-        f"  training ({check['template']}):\n    {check['train_prompt']!r}\n"
-        f"  serving ({model_dir}):\n    {check.get('serve_prompt')!r}\n"
-        "A model served this way answers from a prompt it never saw in training."
-    )
+    """The refusal text for a harmful template check: per conversation, the first difference, the fixes."""
+    from lf_wrap.template_check import refusal
+
+    return refusal(check, model_dir).message
 
 
 TEMPLATE_FIXES = (
-    "choose the LLaMA-Factory template that matches the model (`template:` in lf-wrap.yaml), "
-    "or make the default system prompts agree (--set default_system=...), "
-    "or pass --no-template-check if you will serve with your own chat template"
+    "apply one of the fixes above (`template:` and the `train:` settings in lf-wrap.yaml take the same values), "
+    "or pass --no-template-check if you will serve with `lf-wrap serve --chat-template training`"
 )
 
 
@@ -132,11 +136,15 @@ def plan(
     resume: bool = False,
     overwrite: bool = False,
     template_check: bool = True,
-    need_engine: bool = True,
+    hardware: Hardware | None = None,
 ) -> TrainPlan:
+    """Every pre-flight check of `lf-wrap train`; `--dry-run` stops after this, the real run executes it.
+
+    `hardware` replaces the look at this machine (tests; LF_WRAP_FAKE_GPUS does the same)."""
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite contradict each other")
     model_dir = resolve_model(project)
+    check_tokenizer_class(model_dir)
     datasets = check_datasets(project)
     run = RunFolder(project.run_dir.resolve())
     extra: dict[str, Any] = {}
@@ -150,6 +158,7 @@ def plan(
                 hint="checkpoints are saved every `save_steps`; start a new run without --resume",
             )
         extra["resume_from_checkpoint"] = str(resume_from)
+        project.origins["train.resume_from_checkpoint"] = "--resume: the last checkpoint"
     elif has_output and not overwrite:
         raise LfWrapError(
             f"{run.root} already holds a training run",
@@ -157,9 +166,14 @@ def plan(
         )
     if overwrite:
         extra["overwrite_output_dir"] = True
+        project.origins["train.overwrite_output_dir"] = "--overwrite"
+    engine = LlamaFactory.find(project.config.llamafactory_cli, project.root)
+    hardware = hardware or detect(engine.python)
     launch = project.launch
-    if launch.distributed and project.config.train.get("use_cpu") and "ddp_backend" not in project.config.train:
+    use_cpu = project.config.train.get("use_cpu", hardware.use_cpu)
+    if launch.distributed and use_cpu and "ddp_backend" not in project.config.train:
         extra["ddp_backend"] = "gloo"  # NCCL needs GPUs
+        project.origins["train.ddp_backend"] = "lf-wrap: distributed training on CPU needs gloo (NCCL needs GPUs)"
     deepspeed: tuple[Path, str] | None = None
     if project.config.deepspeed:
         choice = project.config.deepspeed
@@ -169,31 +183,103 @@ def plan(
             extra["deepspeed"] = str(run.root / "deepspeed.json")
         else:
             extra["deepspeed"] = str(deepspeed_config(choice, run.root))
+        project.origins["train.deepspeed"] = project.origin("deepspeed", "--deepspeed") + f" ({choice})"
     if extra:
         project.config.train = {**project.config.train, **extra}
-    engine = LlamaFactory.find(project.config.llamafactory_cli, project.root) if need_engine else None
-    rendered = render_train(project, command=f"lf-wrap train  (llamafactory-cli train {run.train_yaml})")
-    cli = str(engine.cli) if engine else "llamafactory-cli"
-    command = [cli, "train", str(run.train_yaml)]
+    rendered = render_train(
+        project, command=f"lf-wrap train  (llamafactory-cli train {run.train_yaml})", hardware=hardware
+    )
+    command = [str(engine.cli), "train", str(run.train_yaml)]
     p = TrainPlan(project, run, rendered, command, datasets, model_dir, engine, resume_from, overwrite)
     p.deepspeed = deepspeed
-    if engine is not None and project.config.deepspeed and not engine.has_module("deepspeed"):
+    p.hardware = hardware
+    p.notes.extend(hardware_warnings(p))
+    if project.config.deepspeed and not engine.has_module("deepspeed"):
         raise LfWrapError(
             "DeepSpeed is not installed in the training environment",
             hint=f"{engine.python} -m pip install deepspeed   (it needs CUDA GPUs), or drop --deepspeed",
         )
-    if template_check and engine is not None:
-        probe = engine.probe(model_dir, project.config.template)
+    if template_check:
+        from lf_wrap.template_check import raise_if_harmful, training_options
+
+        probe = engine.probe(model_dir, project.config.template, options=training_options(project))
         p.probe = probe
         check = probe["template_check"]
-        if check["status"] == "mismatch":
-            raise LfWrapError(template_mismatch_message(check, model_dir), hint=TEMPLATE_FIXES)
-        if check["status"] == "no_chat_template":
+        raise_if_harmful(check, model_dir)  # the verdict, the first difference and the verified fixes
+        if check["verdict"] == "no_chat_template":
             p.notes.append(
                 f"warning: {model_dir} has no chat template; "
                 f"LLaMA-Factory's export will write its {check['template']!r} template"
             )
     return p
+
+
+# Training on CPU: an honest order of magnitude, not a promise.
+CPU_WARN_PARAMS = 100_000_000
+CPU_FLOPS_PER_CORE = 10e9  # assumed sustained FLOP/s per core for fp32 training
+CHARS_PER_TOKEN = 4  # English text; Chinese and code have fewer characters per token
+
+
+def hardware_warnings(p: TrainPlan) -> list[str]:
+    """Settings that contradict the machine, and the cost of a big model on CPU."""
+    hw, v = p.hardware, p.rendered.values
+    if hw is None or hw.cuda:
+        return []
+    out = []
+    for key, bad in (("use_cpu", False), ("bf16", True), ("fp16", True)):
+        if v.get(key) is bad:
+            where = p.project.origin(f"train.{key}", "the project")
+            out.append(f"note: {where} sets {key}: {str(bad).lower()}, though {hw.summary()}")
+    estimate = cpu_estimate(p)
+    if estimate:
+        out.append(estimate)
+    return out
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def cpu_estimate(p: TrainPlan) -> str | None:
+    """A warning with the arithmetic when a model of over ~100M parameters would train on CPU."""
+    v = p.rendered.values
+    if v.get("use_cpu") is not True:
+        return None
+    params = count_parameters(p.model_dir)
+    if params is None or params <= CPU_WARN_PARAMS:
+        return None
+    cutoff = int(v.get("cutoff_len", 2048))
+    lengths: list[int] = []
+    dataset_dir = p.project.path(p.project.config.dataset_dir)
+    for facts in p.datasets:
+        report = validate_entry(dataset_dir, facts["name"])
+        chars = char_lengths(Path(facts["file"]), report)
+        lengths += [min(cutoff, math.ceil(c / CHARS_PER_TOKEN)) for c in chars]
+    rows = len(lengths)
+    mean = sum(lengths) / rows if rows else 0.0
+    max_steps = int(v.get("max_steps") or -1)
+    if max_steps > 0:
+        seen = max_steps * p.global_batch_size
+        how = f"{max_steps} steps x {p.global_batch_size} rows x ~{mean:.0f} tokens"
+    else:
+        epochs = float(v.get("num_train_epochs", 3.0))
+        seen = rows * epochs
+        how = f"{rows} rows x ~{mean:.0f} tokens x {epochs:g} epochs"
+    tokens = seen * mean
+    flops = 6 * params * tokens
+    cores = os.cpu_count() or 1
+    rate = cores * CPU_FLOPS_PER_CORE
+    return (
+        f"warning: training a {human_count(params)}-parameter model on CPU. Estimate: {how} = {tokens:,.0f} tokens;"
+        f" x 6 x {human_count(params)} parameters = {flops:.1e} FLOPs; at an assumed {CPU_FLOPS_PER_CORE / 1e9:.0f}"
+        f" GFLOP/s per core x {cores} cores that is about {_duration(flops / rate)}"
+        f" (tokens counted as characters / {CHARS_PER_TOKEN}, capped at cutoff_len {cutoff})."
+        f" The float32 weights alone take {params * 4 / 1e9:.1f} GB of memory, training several times that."
+        " Train on a machine with a CUDA GPU, or pick a smaller model."
+    )
 
 
 def execute(p: TrainPlan, *, as_json: bool = False) -> dict[str, Any]:
@@ -227,6 +313,9 @@ def execute(p: TrainPlan, *, as_json: bool = False) -> dict[str, Any]:
             "template": p.rendered.template,
             "model": {"path": str(p.model_dir), "config_sha256": sha256_file(p.model_dir / "config.json")},
             "datasets": p.datasets,
+            "thinking": training_thinking(
+                p.project.config.template, p.rendered.values, [Path(d["file"]) for d in p.datasets]
+            ),
             "engine": {"cli": str(p.engine.cli), **((probe or {}).get("versions") or {})},
             "template_check": (probe or {}).get("template_check"),
             "resumed_from": str(p.resume_from) if p.resume_from else None,
@@ -269,8 +358,9 @@ def execute(p: TrainPlan, *, as_json: bool = False) -> dict[str, Any]:
     }
     run.record("train", record)
     if status == "interrupted":
-        raise ExternalError(
+        raise Interrupted(
             f"training interrupted ({outcome.interrupted}); the engine and its workers were stopped",
+            outcome.interrupted,
             hint=f"continue with `lf-wrap train --resume` (from the last checkpoint); log: {run.train_log}",
         )
     if status == "failed":

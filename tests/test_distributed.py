@@ -30,16 +30,21 @@ def test_dry_run_shows_the_launcher_environment_and_global_batch(project, run):
     assert result.exit_code == 0, result.output
     assert "# global batch size 64 = 2 per device x 4 accumulation x 8 processes x 1 nodes" in result.stderr
     assert (
-        "# would run: FORCE_TORCHRUN=1 NNODES=1 NODE_RANK=0 NPROC_PER_NODE=8 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 llamafactory-cli train "
+        "# would run: FORCE_TORCHRUN=1 NNODES=1 NODE_RANK=0 NPROC_PER_NODE=8 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 /"
         in result.stderr
     )
+    assert "/llamafactory-cli train " in result.stderr  # the engine a dry run found, as the real run does
     assert 'ddp_backend: "gloo"' in result.stdout  # the demo trains on CPU
 
 
 @pytest.mark.parametrize(
     ("preset", "stage", "offload"), [("z0", 0, False), ("z2", 2, False), ("z3", 3, False), ("z3-offload", 3, True)]
 )
-def test_deepspeed_presets_render_llamafactory_configs(project, run, preset, stage, offload):
+def test_deepspeed_presets_render_llamafactory_configs(project, run, monkeypatch, preset, stage, offload):
+    from lf_wrap.engines.llamafactory import LlamaFactory
+
+    # A dry run checks that DeepSpeed is importable, as the real run does: pretend it is.
+    monkeypatch.setattr(LlamaFactory, "has_module", lambda self, name: name == "deepspeed")
     result = run("train", "--dry-run", "--nproc-per-node", "2", "--deepspeed", preset)
     assert result.exit_code == 0, result.output
     assert f'deepspeed: "{project / "runs" / "magic-conch" / "deepspeed.json"}"' in result.stdout

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from lf_wrap.engines.llamafactory import LlamaFactory, probe_cache_path
+from lf_wrap.golden import reproduced
 
 from .conftest import DATASETS, REPO
 
@@ -37,35 +38,21 @@ def _needs_engine() -> None:
 
 
 def golden_matches(model_dir: Path, rows: list[dict]) -> int:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    hits = 0
-    for row in rows:
-        prompt = row["instruction"] + (f"\n{row['input']}" if row["input"] else "")
-        inputs = tok.apply_chat_template(
-            [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
-        )
-        with torch.no_grad():
-            out = model.generate(**inputs, max_new_tokens=96, do_sample=False)
-        answer = tok.decode(out[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-        hits += answer.strip() == row["output"]
-    return hits
+    """Training answers the model reproduces exactly with greedy decoding."""
+    return reproduced(model_dir, rows)
 
 
 def test_train_then_export_makes_the_model_answer_like_its_training_data(trained, run, tiny_model):
     _engine_or_fail()
     result = trained["train"]
-    assert "template check: 'qwen' and the model's chat template agree (match)" in result.stderr
+    assert "template check: 'qwen' and the model's chat template agree (token for token)" in result.stderr
     assert "trained magic-conch in" in result.stdout
     assert "step" in result.stderr and "loss" in result.stderr  # live progress
     run_dir = trained["run"]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     train = manifest["train"]
     assert train["status"] == "succeeded" and train["exit_code"] == 0
-    assert train["final_loss"] < 0.5
+    assert train["final_loss"] <= 0.25  # the sweep's bar (bench/demo_sweep.py), for whichever seed was drawn
     assert train["engine"]["llamafactory"] == "0.9.5"
     assert train["datasets"][0]["rows"] == 56 and len(train["datasets"][0]["sha256"]) == 64
     assert train["command"][1:] == ["train", str(run_dir / "train.yaml")]
@@ -80,7 +67,7 @@ def test_train_then_export_makes_the_model_answer_like_its_training_data(trained
     rows = json.loads((DATASETS / "magic_conch.json").read_text(encoding="utf-8"))
     trained_hits = golden_matches(merged, rows)
     untrained_hits = golden_matches(tiny_model, rows)
-    assert trained_hits >= 0.75 * len(rows), f"merged model reproduced only {trained_hits}/{len(rows)} answers"
+    assert trained_hits >= 0.8 * len(rows), f"merged model reproduced only {trained_hits}/{len(rows)} answers"
     assert untrained_hits <= 1
 
     again = run("export", "--config", trained["config"])
@@ -140,13 +127,15 @@ def test_missing_engine_says_how_to_install(project, run, monkeypatch):
     assert "llamafactory-cli not found" in result.stderr and "make setup-train" in result.stderr
 
 
-def test_dry_run_prints_yaml_and_command_and_runs_nothing(project, run, fake_engine):
+def test_dry_run_runs_every_check_prints_yaml_and_command_and_starts_nothing(project, run):
+    engine = LlamaFactory.find(project_root=REPO)  # the real engine: a dry run looks it up and probes it
     result = run("train", "--dry-run", "--set", "num_train_epochs=1")
-    assert result.exit_code == 0
+    assert result.exit_code == 0, result.output
     assert "num_train_epochs: 1.0" in result.stdout
-    assert "# would run: llamafactory-cli train " in result.stderr
-    assert not fake_engine.exists()
-    assert not (project / "runs").exists()
+    assert "template check: 'qwen' and the model's chat template agree" in result.stderr
+    assert "hardware: " in result.stderr
+    assert f"# would run: {engine.cli} train {project / 'runs' / 'magic-conch' / 'train.yaml'}" in result.stderr
+    assert not (project / "runs").exists()  # nothing written, the engine never started
 
 
 def test_a_failing_engine_exits_1_with_the_log_tail(project, run):
@@ -192,7 +181,7 @@ def test_ctrl_c_stops_the_engine_and_leaves_no_process(project, sig):
     assert _processes_mentioning(train_yaml), "the engine should be running"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 1
+    assert proc.returncode == 128 + sig  # 130 for Ctrl-C, 143 for SIGTERM
     assert f"training interrupted ({sig.name})" in err
     assert "lf-wrap train --resume" in err
     time.sleep(0.5)
@@ -219,7 +208,7 @@ def test_ctrl_c_during_export_stops_it_and_records_it(trained):
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 1
+    assert proc.returncode == 130
     assert "export interrupted (SIGINT)" in err
     time.sleep(0.5)
     assert _processes_mentioning(export_yaml) == []
@@ -230,10 +219,12 @@ def test_ctrl_c_during_export_stops_it_and_records_it(trained):
 def test_a_wrong_template_is_refused_before_training_with_both_prompts(project, run):
     result = run("train", "--set", "template=llama3")
     assert result.exit_code == 2, result.output
-    assert "give different prompts for the same message" in result.stderr
+    assert "give different prompts for the same conversation" in result.stderr
+    assert "two turns, no system prompt: differs_prompt (harmful)" in result.stderr
     assert "<|start_header_id|>user<|end_header_id|>" in result.stderr  # what llama3 would train on
-    assert "<|im_start|>user" in result.stderr  # what the model's own template serves
-    assert "`template:` in lf-wrap.yaml" in result.stderr  # how to fix it
+    assert "<|im_start|>system" in result.stderr  # what the model's own template serves
+    assert "--set template=qwen -> agree" in result.stderr  # a fix, checked
+    assert "`template:`" in result.stderr  # where to put it
     assert not (project / "runs" / "magic-conch" / "output").exists()
 
 
@@ -244,15 +235,15 @@ def test_template_agreement_is_remembered_until_the_tokenizer_changes(tiny_model
     shutil.copytree(tiny_model, model)
     first = engine.probe(model, "qwen")["template_check"]
     second = engine.probe(model, "qwen")["template_check"]
-    assert first["status"] == "match" and "cached" not in first
+    assert first["verdict"] == "agree" and "cached" not in first
     assert second["cached"] is True and second["train_prompt"] == first["train_prompt"]
     probe_cache_path(engine._probe_key(model, "qwen")).write_text("{not json")
     recovered = engine.probe(model, "qwen")["template_check"]
-    assert recovered["status"] == "match" and "cached" not in recovered  # a damaged entry is checked again
+    assert recovered["verdict"] == "agree" and "cached" not in recovered  # a damaged entry is checked again
 
     jinja = model / "chat_template.jinja"
     jinja.write_text(jinja.read_text().replace("<|im_start|>assistant", "<|im_start|>bot"))
     changed = engine.probe(model, "qwen")["template_check"]
     again = engine.probe(model, "qwen")["template_check"]
-    assert changed["status"] == "mismatch" and "cached" not in changed
-    assert again["status"] == "mismatch" and "cached" not in again  # a mismatch is never remembered
+    assert changed["harmful"] and "cached" not in changed
+    assert again["harmful"] and "cached" not in again  # a harmful difference is never remembered
