@@ -17,13 +17,14 @@ DEMO_MODEL   := models/tiny-qwen2
 DEMO_DATA    := datasets/magic_conch.json
 DATASET_DIR  := data
 PORT         ?= 8000
+CHAT_PORT    ?= 7860
 
 SERVE_VENV  := .venvs/serve
 SERVE_STAMP := $(SERVE_VENV)/.lf-wrap-installed
 TRAIN_VENV  := .venvs/train
 TRAIN_STAMP := $(TRAIN_VENV)/.lf-wrap-installed
 
-.PHONY: setup setup-train setup-serve serve check bench sweep test-fast setup-tcmalloc test lint demo render finetune export clean
+.PHONY: setup setup-train setup-serve setup-browser serve check chat bench sweep test-fast setup-tcmalloc test lint demo demo-dpo render finetune export clean docs
 
 ## setup: create .venv and install lf-wrap with everything its tests need (idempotent)
 setup: $(STAMP)
@@ -56,19 +57,24 @@ $(SERVE_STAMP): requirements/serve.lock
 	@touch $@
 
 ## test: the whole test suite (CPU only; gpu/network tests are opt-in markers)
-test: setup setup-train setup-serve
+test: setup setup-train setup-serve setup-browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## test-fast: the edit loop: unit tests and fake-engine tests, no real training or serving (~1 min)
 test-fast: setup
 	$(PY) -m pytest -m "not slow and not gpu and not network" $(PYTEST_ARGS)
 
-## lint: ruff
+## lint: ruff (style, formatting) and mypy (types; settings in pyproject.toml [tool.mypy])
 lint: setup
-	$(PY) -m ruff check lf_wrap tests bench
-	$(PY) -m ruff format --check lf_wrap tests bench
+	$(PY) -m ruff check lf_wrap tests bench docs
+	$(PY) -m ruff format --check lf_wrap tests bench docs
+	$(PY) -m mypy
 
-## demo: tiny model -> validate -> register -> train -> export -> serve -> check -> stop
+## docs: regenerate the README's console blocks and docs/cli.md from real runs (docs/docgen.py; ~3 min: trains the demo)
+docs: setup setup-train setup-serve
+	$(PY) docs/docgen.py
+
+## demo: tiny model -> validate -> register -> train -> export -> serve -> check -> stop -> eval (tuned vs base) + report
 demo: setup setup-train setup-serve
 	$(LFW) model tiny $(DEMO_MODEL)
 	$(LFW) data validate $(DEMO_DATA)
@@ -86,6 +92,27 @@ demo: setup setup-train setup-serve
 	@echo "  run            runs/magic-conch/ (train.yaml, train.log, manifest.json, output/ adapter)"
 	@echo "  merged model   runs/magic-conch/merged/"
 	@echo "  serve it again make serve   (then: make check)"
+	@echo "  talk to it     make chat    (a chat page on http://127.0.0.1:$(CHAT_PORT)/; it starts the server)"
+	@echo "                 or: lf-wrap serve --detach, then lf-wrap chat (terminal; echo 'Who are you?' | lf-wrap chat)"
+	@echo "  report         runs/magic-conch/report.html (curves, data, eval, check; rewritten by train, check, eval)"
+	@echo "tuned vs base on the demo's rows (lf-wrap eval: the base model + the adapter in one vLLM server):"
+	$(LFW) eval $(CONFIG_ARG)
+
+## demo-dpo: after `make demo` (run first if needed): DPO on the demo's SFT result with the Magic Conch's preference pairs, merged, then held-out margins before/after
+DPO_CONFIG := examples/magic_conch_dpo.yaml
+demo-dpo: setup setup-train
+	@test -f runs/magic-conch/merged/config.json || $(MAKE) demo
+	$(LFW) data validate datasets/magic_conch_pref.json
+	$(LFW) data register datasets/magic_conch_pref.json --name magic_conch_pref --dataset-dir $(DATASET_DIR)
+	$(LFW) data register datasets/magic_conch_pref_eval.json --name magic_conch_pref_eval --dataset-dir $(DATASET_DIR)
+	$(LFW) train --config $(DPO_CONFIG) --overwrite
+	$(LFW) export --config $(DPO_CONFIG) --overwrite
+	$(LFW) eval --preference --config $(DPO_CONFIG) --dataset magic_conch_pref_eval
+	@echo "demo-dpo done:"
+	@echo "  started from   runs/magic-conch/merged/ (the SFT demo's merged model)"
+	@echo "  run            runs/magic-conch-dpo/ (train.yaml, manifest.json: stage, from_run, rewards)"
+	@echo "  merged model   runs/magic-conch-dpo/merged/"
+	@echo "  margins        runs/magic-conch-dpo/preference_eval.json"
 
 ## finetune: lf-wrap train with CONFIG (default: examples/magic_conch.yaml; the demo model and data are prepared if missing)
 finetune: setup setup-train
@@ -100,6 +127,12 @@ export: setup setup-train
 ## serve: serve the run's merged model in the foreground (Ctrl-C stops it)
 serve: setup setup-serve
 	$(LFW) serve $(CONFIG_ARG) --port $(PORT) $(ARGS)
+
+## chat: the chat page for the run's model on http://127.0.0.1:$(CHAT_PORT)/ (starts the server, detached, if it is not running)
+chat: setup setup-serve
+	@$(LFW) serve status $(CONFIG_ARG) >/dev/null 2>&1 || $(LFW) serve $(CONFIG_ARG) --detach --port $(PORT)
+	@echo "(the model server keeps running when the page stops: lf-wrap serve stop $(CONFIG_ARG))"
+	$(LFW) chat $(CONFIG_ARG) --web --port $(CHAT_PORT) $(ARGS)
 
 ## check: check a running server (make serve in another terminal, or lf-wrap serve --detach)
 check: setup
@@ -121,6 +154,17 @@ setup-tcmalloc:
 	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq libtcmalloc-minimal4 >/dev/null 2>&1; }; }; \
 	then echo "tcmalloc: installed libtcmalloc-minimal4"; \
 	else echo "tcmalloc: not installed (apt-get install libtcmalloc-minimal4); lf-wrap serve works without it, slower on CPU"; fi
+
+## setup-browser: headless Chromium and its driver for the browser tests (Debian packages; installing needs root)
+setup-browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then echo "browser: chromium and chromedriver present"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  { apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium chromium-driver >/dev/null; }; } && \
+	  echo "browser: installed chromium chromium-driver"; \
+	else echo "browser: chromium and chromedriver are missing and cannot be installed here (not root, or no apt-get);" \
+	  "the browser tests need them: sudo apt-get install chromium chromium-driver, or point LF_WRAP_CHROMIUM and" \
+	  "LF_WRAP_CHROMEDRIVER at a matching pair"; exit 1; fi
 
 ## render: print the train YAML for CONFIG (default: examples/magic_conch.yaml), each value with its source
 render: setup

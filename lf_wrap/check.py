@@ -26,6 +26,7 @@ from lf_wrap.data.convert import iter_conversations
 from lf_wrap.data.registry import DatasetInvalid, entry_file, lookup, read_info, validate_entry
 from lf_wrap.data.validate import Report, validate_file
 from lf_wrap.errors import ExternalError, LfWrapError
+from lf_wrap.percentiles import percentile
 
 
 @dataclass
@@ -76,10 +77,7 @@ def _golden_rows(path: Path, report: Report, name: str, samples: int) -> list[Go
     for conv in iter_conversations(path, report):
         if conv.ranking or not conv.turns or conv.turns[-1][0] != "assistant":
             continue
-        roles = {"user": "user", "assistant": "assistant", "observation": "user", "function": "assistant"}
-        msgs = [{"role": "system", "content": conv.system}] if conv.system else []
-        msgs += [{"role": roles[r], "content": c} for r, c in conv.turns[:-1]]
-        out.append(Golden(msgs, conv.turns[-1][1]))
+        out.append(Golden(conv.chat_messages(conv.turns[:-1]), conv.turns[-1][1]))
     if not out:
         raise LfWrapError(f"golden dataset {name!r} has no prompt/answer rows")
     if samples and len(out) > samples:  # spread evenly, deterministic
@@ -98,7 +96,7 @@ def reasoning(message: Any) -> str | None:
     return None
 
 
-_Check = TypeVar("_Check", bound=Callable[..., CheckResult])
+_Check = TypeVar("_Check", bound=Callable[..., Any])  # a method of a class with `explain(err)` (Checker's, eval's)
 
 
 def api_errors(check: _Check) -> _Check:
@@ -106,7 +104,7 @@ def api_errors(check: _Check) -> _Check:
     (`Checker.explain`), never a traceback."""
 
     @functools.wraps(check)
-    def guarded(self: Checker, *args: Any, **kwargs: Any) -> CheckResult:
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
         import openai
 
         try:
@@ -126,13 +124,6 @@ def _server_message(err: Any) -> str:
         if isinstance(message, str) and message:
             return message
     return str(getattr(err, "message", "") or err)
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
 
 
 class Checker:
@@ -187,23 +178,27 @@ class Checker:
                 f"cannot connect to {url} ({err.__cause__ or err})",
                 hint="is the server running? start it with `lf-wrap serve`, or pass --base-url",
             )
-        if isinstance(err, openai.AuthenticationError):
-            return ExternalError(
-                f"{url}: the API key was refused (401): {said}",
-                hint="pass the key the server was started with: --api-key KEY (or LF_WRAP_API_KEY)",
-            )
-        if isinstance(err, openai.PermissionDeniedError):
-            return ExternalError(f"{url}: access denied (403): {said}", hint="check --api-key and the server's rules")
         if isinstance(err, openai.NotFoundError):
             return ExternalError(
                 f"{url}: HTTP 404 for model {self.model!r}: {said}",
                 hint=served or "check --model, and that --base-url is the API root (e.g. http://HOST:8000/v1)",
             )
-        if isinstance(err, openai.BadRequestError):
-            return ExternalError(
-                f"{url}: the server refused the request (400): {said}",
-                hint="a prompt + --max-tokens longer than the server's max model length? lower --max-tokens",
-            )
+        refusals: tuple[tuple[type[Exception], str, str], ...] = (
+            (
+                openai.AuthenticationError,
+                "the API key was refused (401)",
+                "pass the key the server was started with: --api-key KEY (or LF_WRAP_API_KEY)",
+            ),
+            (openai.PermissionDeniedError, "access denied (403)", "check --api-key and the server's rules"),
+            (
+                openai.BadRequestError,
+                "the server refused the request (400)",
+                "a prompt + --max-tokens longer than the server's max model length? lower --max-tokens",
+            ),
+        )
+        for kind, what, hint in refusals:
+            if isinstance(err, kind):
+                return ExternalError(f"{url}: {what}: {said}", hint=hint)
         if isinstance(err, openai.APIStatusError):
             return ExternalError(
                 f"{url}: HTTP {err.status_code}: {said}", hint="is this an OpenAI-compatible API? see the server's log"
@@ -303,7 +298,9 @@ class Checker:
 
     @api_errors
     def golden(self, items: list[Golden], min_match: float) -> CheckResult:
-        exact, sims, misses, thoughts = 0, [], [], 0
+        exact, thoughts = 0, 0
+        sims: list[float] = []
+        misses: list[dict[str, Any]] = []
         for g in items:
             resp = self._chat(g.messages)
             message = resp.choices[0].message
@@ -357,8 +354,8 @@ class Checker:
             "wall_s": round(wall, 3),
             "output_tokens": tokens,
             "output_tokens_per_s": round(tokens / wall, 1) if wall else 0.0,
-            "latency_p50_s": round(percentile(latencies, 0.5), 3),
-            "latency_p95_s": round(percentile(latencies, 0.95), 3),
+            "latency_p50_s": round(float(percentile(latencies, 0.5)), 3),
+            "latency_p95_s": round(float(percentile(latencies, 0.95)), 3),
         }
         detail = (
             f"{requests} requests at concurrency {concurrency}: {data['output_tokens_per_s']} output tok/s, "

@@ -18,7 +18,7 @@ import click
 from lf_wrap import __version__
 from lf_wrap.errors import Interrupted, LfWrapError, require
 
-FORMAT_CHOICES = ["auto", "alpaca", "sharegpt", "openai", "preference"]
+FORMAT_CHOICES = ["auto", "alpaca", "sharegpt", "openai", "preference", "kto"]
 # Where a message says the problem is: "file:line[:col]" at the start of a line (or of a "  - " item), or "--set KEY".
 _LOCATION = re.compile(r"^\s*(?:- )?(--set [\w.]+|[^\s:][^\n:]*:\d+(?::\d+)?)(?=:)", re.MULTILINE)
 
@@ -58,6 +58,16 @@ class Failure(click.ClickException):
         self.original = err if isinstance(err, click.ClickException) else None
         self.payload = error_payload(err) if as_json else None
 
+    # click declares exit_code a class attribute (one code per exception class); a Failure carries the
+    # code of the error it wraps (1, 2, 130, 143), so it is an attribute of each instance.
+    @property
+    def exit_code(self) -> int:
+        return self._exit_code
+
+    @exit_code.setter
+    def exit_code(self, value: int) -> None:
+        self._exit_code = value
+
     def show(self, file: IO[Any] | None = None) -> None:
         if self.payload is not None:
             click.echo(json.dumps(self.payload, ensure_ascii=False, indent=2))
@@ -75,7 +85,18 @@ def _json_mode(ctx: click.Context) -> bool:
 
 
 class Group(click.Group):
-    """Turns every LfWrapError (and, under --json, every usage error) into a Failure, once."""
+    """Turns every LfWrapError (and, under --json, every usage error) into a Failure, once.
+
+    `order` lists commands in the order --help shows them (the pipeline's); commands it does not
+    name follow, alphabetically, and names with no command are skipped."""
+
+    def __init__(self, *args: Any, order: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.order = order
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        return [n for n in self.order if n in names] + [n for n in names if n not in self.order]
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if ctx.parent is None:
@@ -168,7 +189,17 @@ def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# --help lists the commands in the order of the pipeline, then the rest; a command not named here
+# (a new one) is listed after these, alphabetically.
+PIPELINE = ("model", "data", "init", "train", "export", "serve", "check", "eval", "chat", "report")
+OTHERS = ("render", "template", "launch-plan")
+
+
+@click.group(
+    cls=Group,
+    order=PIPELINE + OTHERS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="lf-wrap")
 def main() -> None:
     """From a dataset file and a base model to a fine-tuned model behind an
@@ -178,9 +209,12 @@ def main() -> None:
     Typical path:
       lf-wrap model pull Qwen/Qwen2.5-0.5B-Instruct  # or, for the demo: lf-wrap model tiny models/tiny-qwen2
       lf-wrap data validate my.json                  # every problem, with file:line and field
-      lf-wrap init --model DIR --dataset my.json     # write lf-wrap.yaml for your model (or: init --demo)
-      lf-wrap render train                           # the LLaMA-Factory YAML that would run, and why
-      lf-wrap train --dry-run                        # every check, nothing started
+      lf-wrap init --model DIR --dataset my.json     # write lf-wrap.yaml, register the data (or: init --demo)
+      lf-wrap train --dry-run                        # every check, nothing started (render train: the YAML)
+      lf-wrap train                                  # llamafactory-cli train; the run in runs/<name>/
+      lf-wrap export                                 # merge the adapter into the base model
+      lf-wrap serve --detach                         # vLLM, OpenAI-compatible, on 127.0.0.1:8000
+      lf-wrap check                                  # it answers, like its training data, and how fast
 
     \b
     Exit status (every command; each command's --help says what applies to it):
@@ -190,17 +224,17 @@ def main() -> None:
     """
 
 
+def _dataset_dir_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--dataset-dir", type=click.Path(path_type=Path), default=Path("data"), show_default=True, help=help
+    )
+
+
 # -- init --------------------------------------------------------------------------------
 @main.command()
 @click.option("--model", "model_ref", help="Your base model: its folder, or a hub id already downloaded.")
 @click.option("--dataset", "dataset_ref", help="A dataset file (validated, then registered), or a registered name.")
-@click.option(
-    "--dataset-dir",
-    type=click.Path(path_type=Path),
-    default=Path("data"),
-    show_default=True,
-    help="Where dataset_info.json is (and where a dataset file is registered).",
-)
+@_dataset_dir_option("Where dataset_info.json is (and where a dataset file is registered).")
 @click.option("--template", help="LLaMA-Factory chat template (default: picked from the model folder).")
 @click.option("--demo", is_flag=True, help="Write the built-in demo project (examples/magic_conch.yaml) instead.")
 @click.option("--force", is_flag=True, help="Replace an existing project file.")
@@ -251,7 +285,7 @@ def init(
 
 
 # -- data --------------------------------------------------------------------------------
-@main.group(cls=Group)
+@main.group(cls=Group, order=("validate", "register", "stats", "convert"))
 def data() -> None:
     """Check, describe, convert and register datasets."""
 
@@ -371,13 +405,7 @@ def data_convert(src: Path, out: Path, target: str, fmt: str, force: bool) -> No
 @data.command("register")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--name", required=True, help="Dataset name for the `dataset:` key of the training config.")
-@click.option(
-    "--dataset-dir",
-    type=click.Path(path_type=Path),
-    default=Path("data"),
-    show_default=True,
-    help="LLaMA-Factory's dataset_dir: where dataset_info.json and the data live.",
-)
+@_dataset_dir_option("LLaMA-Factory's dataset_dir: where dataset_info.json and the data live.")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True)
 @click.option("--force", is_flag=True, help="Replace a different entry (or data file) of the same name.")
 @json_option
@@ -514,21 +542,20 @@ def model_tiny(out_dir: Path, seed: int, datasets_dir: Path | None, force: bool,
 
 
 # -- render ------------------------------------------------------------------------------
-def _config_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option(
-        "--set",
-        "sets",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="Override a setting or any LLaMA-Factory key (repeatable).",
-    )(f)
-    f = click.option(
-        "--config",
-        "config_file",
-        type=click.Path(path_type=Path),
-        help="Project file (default: ./lf-wrap.yaml if present, else the demo settings).",
-    )(f)
-    return f
+def _set_and_config(set_help: str, config_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The --config FILE and --set KEY=VALUE options, with help for what the command reads from them."""
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        f = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=set_help)(f)
+        return click.option("--config", "config_file", type=click.Path(path_type=Path), help=config_help)(f)
+
+    return decorate
+
+
+_config_options = _set_and_config(
+    "Override a setting or any LLaMA-Factory key (repeatable).",
+    "Project file (default: ./lf-wrap.yaml if present, else the demo settings).",
+)
 
 
 @main.command()
@@ -580,9 +607,19 @@ def template() -> None:
     help="Model folder (its tokenizer is enough; default: the project's `model:`).",
 )
 @click.option("--template", "template_name", help="LLaMA-Factory template (default: the project's `template:`).")
+@click.option(
+    "--all-conversations",
+    is_flag=True,
+    help="Count a difference in every kind of conversation, not only the kinds the project's data trains.",
+)
 @json_option
 def template_check(
-    config_file: Path | None, sets: tuple[str, ...], model_dir: Path | None, template_name: str | None, as_json: bool
+    config_file: Path | None,
+    sets: tuple[str, ...],
+    model_dir: Path | None,
+    template_name: str | None,
+    all_conversations: bool,
+    as_json: bool,
 ) -> None:
     """Compare what LLaMA-Factory trains on with what the model's chat template serves.
 
@@ -593,6 +630,8 @@ def template_check(
     the prompt before each answer, and how each answer ends. Every difference comes
     with the fixes that the same comparison proves right: another template, a
     default_system, mask_history, or serving with the training template.
+    A difference only in a kind of conversation the project's data never trains (a
+    system prompt, a second turn) is shown but not counted, unless --all-conversations.
 
     \b
     Examples:
@@ -602,17 +641,21 @@ def template_check(
     Exit status: 0 agree or harmless, 1 harmful differences, 2 bad input.
     """
     from lf_wrap.config import load_project
-    from lf_wrap.template_check import probe_project, report_lines
+    from lf_wrap.template_check import probe_project, report_lines, serve_training_agrees
 
     project = load_project(config_file, sets)
-    check = probe_project(project, model_dir, template_name)
+    check = probe_project(project, model_dir, template_name, all_conversations=all_conversations)
     shown = model_dir or Path(project.config.model)
+    check["serve_with"] = project.config.chat_template
+    harmful = check["harmful"]
+    if project.config.chat_template == "training":  # what is served is the training template: judge that
+        harmful = not serve_training_agrees(check)
     if as_json:
         click.echo(json.dumps(check, ensure_ascii=False, indent=2))
     else:
         for line in report_lines(check, shown):
             click.echo(line)
-    sys.exit(1 if check["harmful"] else 0)
+    sys.exit(1 if harmful else 0)
 
 
 # -- train / export ----------------------------------------------------------------------
@@ -632,6 +675,11 @@ def template_check(
 @click.option("--master-addr", help="Address of node 0, reachable from every node.")
 @click.option("--master-port", type=click.IntRange(1, 65535), help="Rendezvous port on node 0.")
 @click.option("--deepspeed", help="z0, z2, z3, z3-offload (from templates/deepspeed/) or a DeepSpeed JSON file.")
+@click.option(
+    "--from-run",
+    metavar="NAME",
+    help="Start from run NAME's result (its merged model, else its LoRA adapter), e.g. DPO after SFT.",
+)
 @json_option
 def train(
     config_file: Path | None,
@@ -646,9 +694,10 @@ def train(
     master_addr: str | None,
     master_port: int | None,
     deepspeed: str | None,
+    from_run: str | None,
     as_json: bool,
 ) -> None:
-    """Fine-tune with `llamafactory-cli train` (LoRA, QLoRA or full).
+    """Fine-tune with `llamafactory-cli train` (LoRA, QLoRA or full; SFT, DPO or KTO).
 
     \b
     Before the engine starts, lf-wrap checks: the model folder (config, weights,
@@ -664,6 +713,7 @@ def train(
       lf-wrap train --dry-run
       lf-wrap train --nproc-per-node 8 --deepspeed z3       # one node, 8 GPUs
       lf-wrap train --nnodes 2 --node-rank 0 --nproc-per-node 8 --master-addr 10.0.0.1
+      lf-wrap train --set stage=dpo --set datasets=my_pairs --from-run my-sft-run   # DPO on an SFT result
 
     Exit status: 0 trained (--dry-run: every check passed), 1 the engine failed, 2 bad input or a
     failed check, 130/143 interrupted by Ctrl-C/SIGTERM (continue with --resume).
@@ -672,7 +722,8 @@ def train(
     from lf_wrap.train import execute, plan
 
     launch_sets = {"nproc_per_node": nproc_per_node, "nnodes": nnodes, "node_rank": node_rank,
-                   "master_addr": master_addr, "master_port": master_port, "deepspeed": deepspeed}  # fmt: skip
+                   "master_addr": master_addr, "master_port": master_port, "deepspeed": deepspeed,
+                   "from_run": from_run}  # fmt: skip
     sets = sets + tuple(f"{k}={v}" for k, v in launch_sets.items() if v is not None)
     project = load_project(config_file, sets)
     p = plan(project, resume=resume, overwrite=overwrite, template_check=not no_template_check)
@@ -699,15 +750,20 @@ def train(
         click.echo(f"# would run: {shell_line(p.command, p.launch_env)}", err=True)
         return
     result = execute(p, as_json=as_json)
+    from lf_wrap.report import try_write
+
     if as_json:
         click.echo(json.dumps({"event": "done", **result}, ensure_ascii=False))
+        click.echo(try_write(p.run.root), err=True)
     else:
-        loss = result.get("final_loss")
+        loss, eval_loss = result.get("final_loss"), result.get("final_eval_loss")
         click.echo(
             f"trained {p.run.name} in {result['duration_s']:.0f} s"
             + (f", final loss {loss:.4f}" if loss is not None else "")
+            + (f", eval loss {eval_loss:.4f}" if eval_loss is not None else "")
             + f"; adapter in {p.run.output}"
         )
+        click.echo(try_write(p.run.root))
 
 
 @main.command()
@@ -745,6 +801,8 @@ def export(
     project = load_project(config_file, sets)
     p = plan(project, overwrite=overwrite)
     jinja = None
+    if chat_template is None and project.config.chat_template == "training":
+        chat_template = "training"  # the project serves what LLaMA-Factory trained on
     if chat_template is not None:  # before the merge: a template that cannot be made fails fast
         from lf_wrap.template_check import chat_template_text
 
@@ -923,6 +981,8 @@ def serve_start(
 
     project = load_project(config_file, _run_sets(sets, run_name, runs_dir))
     template_file = None
+    if chat_template is None and project.config.chat_template == "training":
+        chat_template = "training"  # the project serves what LLaMA-Factory trained on
     if chat_template is not None:
         from lf_wrap.template_check import chat_template_file
 
@@ -960,8 +1020,25 @@ def serve_start(
                 f"ready in {info['ready_after_s']:.0f} s: {info['base_url']}/v1 serves {info['served_model_name']!r} "
                 f"(pid {info['pid']}, log {info['log']}); stop with `lf-wrap serve stop`"
             )
+            click.echo("\n" + _snippets(info, p.run.root, config_file))
         return
-    serve_foreground(p, timeout_s)
+    serve_foreground(p)
+
+
+def _snippets(info: dict[str, Any], run_root: Path, config_file: Path | None) -> str:
+    """curl / openai / LangChain code for a detached server (serve.json's record); lf_wrap/snippets.py."""
+    import shlex
+
+    from lf_wrap.snippets import for_server
+
+    return for_server(
+        info["base_url"],
+        info["served_model_name"],
+        api_key_required=bool(info.get("api_key_required")),
+        model_dir=info.get("model"),
+        run_root=run_root,
+        chat_args=f" --config {shlex.quote(str(config_file))}" if config_file else "",
+    )
 
 
 def _pidfile(config_file: Path | None, sets: tuple[str, ...], run_name: str | None, runs_dir: Path | None) -> Path:
@@ -972,21 +1049,10 @@ def _pidfile(config_file: Path | None, sets: tuple[str, ...], run_name: str | No
 
 def _lenient_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """--config/--set/--run/--runs-dir, read only for the run folder: the rest of the project file is not validated."""
-    f = _run_options(f)
-    f = click.option(
-        "--set",
-        "sets",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="run_name=, runs_dir= (or datasets=) as the server was started with; other keys are ignored here.",
-    )(f)
-    f = click.option(
-        "--config",
-        "config_file",
-        type=click.Path(path_type=Path),
-        help="Project file the server was started with (only run_name and runs_dir are read from it).",
-    )(f)
-    return f
+    return _set_and_config(
+        "run_name=, runs_dir= (or datasets=) as the server was started with; other keys are ignored here.",
+        "Project file the server was started with (only run_name and runs_dir are read from it).",
+    )(_run_options(f))
 
 
 @serve.command("status")
@@ -1012,6 +1078,8 @@ def serve_status(
             f"running: pid {info['pid']}, {info['base_url']}/v1 serves {info['served_model_name']!r}, "
             f"{'healthy' if info['healthy'] else 'not healthy yet'}"
         )
+        pidfile = _pidfile(config_file, sets, run_name, runs_dir)
+        click.echo("\n" + _snippets(info, pidfile.parent, config_file))
     else:
         click.echo(f"not running: {info['reason']}")
     sys.exit(0 if info["running"] else 3)
@@ -1163,6 +1231,12 @@ def check(
         later += [*(["golden"] if items else []), *(["load"] if concurrency else [])]
         skipped = [{"name": n, "reason": "the model is not served"} for n in later] + skipped
     ok = all(r.ok for r in results)
+    report_line = None
+    if project is not None:  # the run's manifest keeps the last check; its report shows it
+        from lf_wrap.report import record_check
+
+        checks = [{"name": r.name, "ok": r.ok, "detail": r.detail, **r.data} for r in results]
+        report_line = record_check(project.run_dir.resolve(), checker.base_url, checker.model, ok, checks, skipped)
     if as_json:
         payload = {
             "ok": ok,
@@ -1187,7 +1261,287 @@ def check(
         for skip in skipped:
             click.echo(f"SKIP  {skip['name']:<7} {skip['reason']}")
         click.echo(f"{checker.base_url} ({checker.model}): {'all checks passed' if ok else 'FAILED'}")
+    if report_line:
+        click.echo(report_line, err=as_json)
     sys.exit(0 if ok else 1)
+
+
+# -- chat --------------------------------------------------------------------------------
+@main.command()
+@_config_options
+@click.option("--base-url", help="OpenAI-compatible base URL, any server (default: the run's detached server).")
+@click.option("--model", "model_name", help="Model name (default: the run's served name, else the server's first).")
+@click.option("--api-key", envvar="LF_WRAP_API_KEY", help="Key the server wants (or set LF_WRAP_API_KEY).")
+@click.option("--system", help="System prompt (in the chat: /system TEXT).")
+@click.option(
+    "--temperature",
+    type=click.FloatRange(0, 2),
+    help="Sampling temperature (default: the model's generation_config.json, as the server applies it).",
+)
+@click.option("--max-tokens", type=click.IntRange(1), default=512, show_default=True, help="Longest answer.")
+@click.option("--no-thinking", is_flag=True, help="Thinking models: answer without thinking (enable_thinking=false).")
+@click.option("--timeout", "timeout_s", type=float, default=120.0, show_default=True, help="Per-answer timeout (s).")
+@click.option("--web", is_flag=True, help="Serve a chat page instead (http://HOST:PORT/).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="--web: address to bind; 0.0.0.0 exposes it.")
+@click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True, help="--web: port.")
+def chat(
+    config_file: Path | None,
+    sets: tuple[str, ...],
+    base_url: str | None,
+    model_name: str | None,
+    api_key: str | None,
+    system: str | None,
+    temperature: float | None,
+    max_tokens: int,
+    no_thinking: bool,
+    timeout_s: float,
+    web: bool,
+    host: str,
+    port: int,
+) -> None:
+    """Talk to the served model: in the terminal, or in a web page with --web.
+
+    \b
+    Examples:
+      lf-wrap chat                                    # the run's detached server (lf-wrap serve --detach)
+      echo "Who are you?" | lf-wrap chat              # piped: one answer per line of questions
+      lf-wrap chat --base-url http://some-host:8000/v1 --model m --system "Be brief."
+      lf-wrap chat --web --port 7860                  # a chat page on http://127.0.0.1:7860/
+
+    \b
+    In the chat: /reset forgets the conversation, /system TEXT sets the system prompt,
+    /exit (or Ctrl-D) quits; Ctrl-C stops an answer and keeps the session. A thinking
+    model's reasoning is shown apart from its answer (piped: on stderr). The API key is sent
+    by lf-wrap (the web page's server), never by the browser.
+
+    Exit status: 0 done, 1 the server could not be reached or a question got an error
+    instead of an answer, 2 bad input (e.g. a model the server does not serve).
+    """
+    from lf_wrap.chat import Conversation, chat_in_terminal, resolve
+
+    target = resolve(config_file, sets, base_url, model_name, api_key)
+    conv = Conversation(
+        target,
+        system=system,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        thinking=False if no_thinking else None,
+        timeout_s=timeout_s,
+    )
+    if web:
+        from lf_wrap.chat_web import serve_page
+
+        serve_page(conv, host, port)
+        return
+    sys.exit(chat_in_terminal(conv))
+
+
+# -- eval / report -------------------------------------------------------------------------
+# `lf-wrap eval`'s options. A new mode adds its option here and branches at the top of
+# `eval_command` (options arrive as one mapping, so nothing else changes).
+EVAL_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+    _config_options,
+    _run_options,
+    click.option("--dataset", "dataset_ref", metavar="NAME|FILE",
+                 help="Rows to compare: a registered dataset or a dataset file (default: the run's held-out rows, "
+                 "else its training data)."),
+    click.option("--dataset-dir", type=click.Path(path_type=Path),
+                 help="Where --dataset's dataset_info.json is (default: the project's dataset_dir)."),
+    click.option("--rows", "n_rows", type=click.IntRange(0), default=100, show_default=True,
+                 help="Compare this many rows, spread evenly (0: all)."),
+    click.option("--base-url", help="Compare two endpoints: the base model's OpenAI-compatible URL (+ --tuned-url)."),
+    click.option("--tuned-url", help="The tuned model's OpenAI-compatible URL (with --base-url)."),
+    click.option("--base-model", help="Model name at --base-url (default: the first the server lists)."),
+    click.option("--tuned-model", help="Model name at --tuned-url (default: the first the server lists)."),
+    click.option("--api-key", envvar="LF_WRAP_API_KEY", help="Key for --base-url/--tuned-url (or LF_WRAP_API_KEY)."),
+    click.option("--max-tokens", type=click.IntRange(1), default=256, show_default=True, help="Longest answer."),
+    click.option("--concurrency", type=click.IntRange(1, 256), default=32, show_default=True,
+                 help="Questions in flight at once (vLLM batches them; latencies include the wait)."),
+    click.option("--timeout", "timeout_s", type=float, default=120.0, show_default=True,
+                 help="Per-answer timeout (s)."),
+    click.option("--no-thinking", is_flag=True, help="Send chat_template_kwargs enable_thinking=false (Qwen3 style)."),
+    click.option("--no-report", is_flag=True, help="Do not rewrite runs/<name>/report.html."),
+    click.option("--preference", is_flag=True,
+                 help="For a DPO/KTO run: the log-prob margin (chosen - rejected) of preference pairs before and "
+                 "after the run, and where its greedy answers lean (--dataset: held-out pairs)."),
+    json_option,
+]  # fmt: skip
+
+
+def _with(options: list[Callable[[Callable[..., Any]], Callable[..., Any]]]) -> Callable[..., Any]:
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+def _eval_preference(o: dict[str, Any]) -> None:
+    from lf_wrap import preference_eval
+    from lf_wrap.config import load_project
+
+    if o["base_url"] or o["tuned_url"]:
+        raise click.UsageError("--preference measures log-probabilities of the run's models in the training "
+                               "environment: it takes no --base-url/--tuned-url")  # fmt: skip
+    project = load_project(o["config_file"], _run_sets(o["sets"], o["run_name"], o["runs_dir"]))
+    dataset_dir = o["dataset_dir"] or project.path(project.config.dataset_dir)
+    result = preference_eval.run_eval(project, o["dataset_ref"], dataset_dir, o["max_tokens"])
+    if o["as_json"]:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    for line in preference_eval.summary_lines(result):
+        click.echo(line)
+    click.echo(f"wrote {result['file']}")
+
+
+@main.command("eval")
+@_with(EVAL_OPTIONS)
+def eval_command(**o: Any) -> None:
+    """Ask the base model and the tuned model the same questions; score both, side by side.
+
+    \b
+    Both answer greedily through vLLM: for a LoRA run, one server with the base model and the
+    run's adapter (--enable-lora), so one engine answers for both; a full fine-tune gets two
+    servers, one after the other. Rows: --dataset if given, else the run's held-out split
+    (val_size, or eval_dataset), else its training data (then the scores show memorisation).
+    Per row: exact match, chrF, ROUGE-L (character level for Chinese), latency. Rows where the
+    tuned model got worse are listed first. Results: runs/<name>/eval.json and the report.
+
+    \b
+    Examples:
+      lf-wrap eval                                    # the project's run
+      lf-wrap eval --dataset my_test.jsonl --rows 0   # every row of a test file
+      lf-wrap eval --base-url http://a:8000/v1 --tuned-url http://b:8000/v1 --dataset test.json
+
+    Exit status: 0 compared, 1 a server failed to start, could not be reached or answered with an
+    error, 2 bad input (no run, no adapter, an adapter that does not fit the base model, a
+    dataset without answers).
+    """
+    if o["preference"]:  # margins of preference pairs, in the training environment (lf_wrap/preference_eval.py)
+        _eval_preference(o)
+        return
+    from lf_wrap import evaluate
+
+    as_json = o["as_json"]
+    base_url, tuned_url = o["base_url"], o["tuned_url"]
+    if bool(base_url) != bool(tuned_url):
+        raise click.UsageError(
+            "give both --base-url and --tuned-url to compare two endpoints (or neither: lf-wrap serves the run's "
+            "base model and adapter itself)"
+        )
+    if (o["base_model"] or o["tuned_model"]) and not base_url:
+        raise click.UsageError("--base-model/--tuned-model name models at --base-url/--tuned-url: give those too")
+    sets = _run_sets(o["sets"], o["run_name"], o["runs_dir"])
+    has_project = o["config_file"] is not None or bool(sets) or Path("lf-wrap.yaml").exists()
+    project = None
+    if not base_url or has_project:
+        from lf_wrap.config import load_project
+
+        project = load_project(o["config_file"], sets)
+    run = None
+    manifest: dict[str, Any] = {}
+    if project is not None:
+        from lf_wrap.runs import RunFolder
+
+        run = RunFolder(project.run_dir.resolve())
+        if not base_url and not run.root.is_dir():
+            raise LfWrapError(
+                f"{run.root}: no such run",
+                hint="train it first (`lf-wrap train`), name another with --run NAME, or compare two endpoints "
+                "with --base-url/--tuned-url",
+            )
+        manifest = run.manifest()
+    dataset_dir = o["dataset_dir"] or (project.path(project.config.dataset_dir) if project else Path("data"))
+    if o["dataset_ref"]:
+        rows = evaluate.rows_from_dataset(o["dataset_ref"], dataset_dir, o["n_rows"])
+    elif project is not None:
+        rows = evaluate.rows_for_run(project, manifest, o["n_rows"])
+    else:
+        raise click.UsageError("say which rows to compare: --dataset NAME|FILE (or run it in a project)")
+    thinking = (manifest.get("train") or {}).get("thinking") or {}
+    opts = {
+        "timeout_s": o["timeout_s"],
+        "no_thinking": o["no_thinking"],
+        "max_tokens": o["max_tokens"],
+        "concurrency": o["concurrency"],
+        "chat_template_kwargs": thinking.get("chat_template_kwargs") or None,
+    }
+    if base_url:
+        p = evaluate.Plan(
+            rows, "two endpoints given with --base-url/--tuned-url",
+            evaluate.Side("base", base_url, o["base_model"], base_url),
+            evaluate.Side("tuned", tuned_url, o["tuned_model"], tuned_url), run,
+        )  # fmt: skip
+    else:
+        assert project is not None and run is not None
+        p = evaluate.plan_run(project, rows, run)
+    click.echo(f"eval: {rows.describe()}", err=True)
+    click.echo(f"eval: {p.how}", err=True)
+    result = evaluate.execute(p, o["api_key"], opts)
+    report_line = None
+    if run is not None and run.root.is_dir():
+        result["file"] = str(evaluate.record(run, result))
+        if not o["no_report"]:
+            from lf_wrap.report import try_write
+
+            report_line = try_write(run.root)
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        if report_line:
+            click.echo(report_line, err=True)
+        return
+    for line in evaluate.summary_lines(result):
+        click.echo(line)
+    if report_line:
+        click.echo(report_line)
+
+
+@main.command()
+@_config_options
+@_run_options
+@click.option("--open", "open_it", is_flag=True, help="Open the page in the default web browser.")
+@json_option
+def report(
+    config_file: Path | None,
+    sets: tuple[str, ...],
+    run_name: str | None,
+    runs_dir: Path | None,
+    open_it: bool,
+    as_json: bool,
+) -> None:
+    """Write runs/<name>/report.html: one self-contained page to judge the run.
+
+    \b
+    Loss and learning-rate curves (train, and eval loss with a validation split), the
+    dataset's token lengths against cutoff_len, the template check, every hyperparameter
+    with where it came from, `lf-wrap eval`'s tuned-vs-base table with the worst regressions,
+    the last `lf-wrap check`, and the versions and hashes of the run. No network needed to
+    view it (inline SVG, no scripts). Parts the run does not have yet are listed, with the
+    command that makes them. `train`, `eval` and `check` rewrite it too.
+
+    \b
+    Examples:
+      lf-wrap report                                  # the project's run
+      lf-wrap report --run try2 --open
+
+    Exit status: 0 written, 2 no such run folder.
+    """
+    from lf_wrap.report import write
+    from lf_wrap.runs import locate_run_dir
+
+    run_dir = locate_run_dir(config_file, sets, run_name, runs_dir)
+    path, missing = write(run_dir)
+    if as_json:
+        click.echo(json.dumps({"report": str(path), "missing": missing}, ensure_ascii=False, indent=2))
+        return
+    for item in missing:
+        click.echo(f"missing: {item}", err=True)
+    click.echo(f"report: {path}")
+    if open_it:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,11 +22,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lf_wrap.data.registry import check_name
-from lf_wrap.defaults import LORA_ALPHA_SOURCE, export_defaults, train_defaults
+from lf_wrap.defaults import LORA_ALPHA_SOURCE, export_defaults, stage_defaults, train_defaults
 from lf_wrap.distributed import Launch
 from lf_wrap.engines import schema
 from lf_wrap.errors import LfWrapError
 from lf_wrap.hardware import Hardware
+from lf_wrap.hub import is_hub_id
 from lf_wrap.models import model_dtype
 from lf_wrap.paths import demo_project
 from lf_wrap.render import Rendered, render_yaml
@@ -41,9 +42,10 @@ DERIVED_KEYS = {
     "dataset_dir": "set `dataset_dir:` at the top level",
     "template": "set `template:` at the top level",
     "finetuning_type": "set `method:` (lora, qlora or full) at the top level",
-    "stage": "set `stage:` at the top level",
+    "stage": "set `stage:` (sft, dpo or kto) at the top level",
     "output_dir": "lf-wrap puts the output in <runs_dir>/<run_name>/output; set `run_name:` or `runs_dir:`",
-    "adapter_name_or_path": "lf-wrap takes the adapter from the run; set `run_name:`",
+    "adapter_name_or_path": "lf-wrap takes the adapter from the run; set `run_name:` (or `from_run:` to start "
+    "from another run's adapter or merged model)",
     "export_dir": "lf-wrap exports to <runs_dir>/<run_name>/merged; set `run_name:` or `runs_dir:`",
     "deepspeed": "set `deepspeed:` at the top level (z0, z2, z3, z3-offload or a file), or --deepspeed",
 }
@@ -72,7 +74,8 @@ class ProjectConfig(BaseModel):
     model: str
     template: str
     method: Method = "lora"
-    stage: Literal["sft"] = "sft"
+    stage: Literal["sft", "dpo", "kto"] = "sft"  # dpo/kto: preference training (lf_wrap/preference.py)
+    from_run: str | None = None  # start from this run's merged model or adapter (--from-run)
     datasets: list[str]
     dataset_dir: str = "data"
     runs_dir: str = "runs"
@@ -85,6 +88,9 @@ class ProjectConfig(BaseModel):
     master_addr: str = "127.0.0.1"
     master_port: int = Field(29500, ge=1, le=65535)
     deepspeed: str | None = None  # z0 | z2 | z3 | z3-offload | path to a DeepSpeed JSON
+    # the chat template the tuned model is served with: the model's own, or one rendering exactly
+    # what LLaMA-Factory trained on (export writes it into the merged model; serve passes it to vLLM)
+    chat_template: Literal["model", "training"] = "model"
     train: dict[str, Any] = Field(default_factory=dict)
     export: dict[str, Any] = Field(default_factory=dict)
 
@@ -123,9 +129,9 @@ class Project:
         return Launch(c.nproc_per_node, c.nnodes, c.node_rank, c.master_addr, c.master_port)
 
     def model_ref(self) -> str:
-        """A local model folder as an absolute path; anything else (a hub id) as given."""
+        """A local model folder as an absolute path; a hub id (lf_wrap.hub.is_hub_id) as given."""
         local = self.path(self.config.model)
-        if local.exists() or self.config.model.startswith((".", "/", "~")):
+        if local.exists() or not is_hub_id(self.config.model):
             return str(local.resolve())
         return self.config.model
 
@@ -157,9 +163,9 @@ def _where_key(source: str, lines: dict[str, int], key: str, origins: dict[str, 
 
 
 def is_demo_file(path: Path) -> bool:
-    """Is `path` the bundled demo project file itself (not a copy)?"""
+    """Is `path` one of the bundled demo project files itself (examples/*.yaml, not a copy)?"""
     try:
-        return path.resolve() == demo_project().resolve()
+        return path.suffix == ".yaml" and path.resolve().parent == demo_project().resolve().parent
     except OSError:
         return False
 
@@ -195,7 +201,7 @@ def load_project(config_file: Path | None, sets: tuple[str, ...] = ()) -> Projec
     demo = is_demo_file(config_file)
     root = Path.cwd() if demo else config_file.resolve().parent
     source = str(config_file)
-    label = f"demo file {DEMO_LABEL}" if demo else source
+    label = f"demo file examples/{config_file.name}" if demo else source
     origins = {key: f"{label}:{line}" for key, line in lines.items()}
     problems: list[str] = []
     for item in sets:
@@ -330,6 +336,14 @@ def _check_semantics(
                 values[key] = schema.coerce(key, value)
             except schema.CoerceError as err:
                 problems.append(f"{where}: {err}")
+    if config.from_run is not None:
+        try:
+            check_name(config.from_run, "run name")
+        except LfWrapError as err:
+            problems.append(f"{_where_key(source, lines, 'from_run', origins)}: {err.message}")
+    from lf_wrap.preference import settings_problems
+
+    problems.extend(settings_problems(config, lambda key: _where_key(source, lines, key, origins)))
     bits = config.train.get("quantization_bit", 4)
     if config.method == "qlora" and isinstance(bits, int) and bits not in (2, 3, 4, 5, 6, 8):
         problems.append(
@@ -390,6 +404,8 @@ def train_values(project: Project, hardware: Hardware) -> tuple[dict[str, Any], 
     put("finetuning_type", "full" if c.method == "full" else "lora", project.origin("method", "lf-wrap default: lora"))
     for key, default in train_defaults(c.method).items():
         put(key, default.value, default.source)
+    for key, default in stage_defaults(c.stage, c.method, c.train.get("pref_loss")).items():
+        put(key, default.value, default.source)
     for key, default in hardware.train_values(model_dtype(_model_config(project))).items():
         put(key, default.value, default.source)
     for chosen, others in (("use_cpu", ("bf16", "fp16")), ("bf16", ("fp16",)), ("fp16", ("bf16",))):
@@ -400,6 +416,21 @@ def train_values(project: Project, hardware: Hardware) -> tuple[dict[str, Any], 
         put(key, value, project.origin(f"train.{key}", "lf-wrap"))
     if c.method != "full" and "lora_alpha" not in c.train:
         put("lora_alpha", 2 * int(values["lora_rank"]), LORA_ALPHA_SOURCE)
+    if float(values.get("val_size") or 0) > 0 or values.get("eval_dataset"):  # a validation split: evaluate on it
+        why = "val_size" if float(values.get("val_size") or 0) > 0 else "eval_dataset"
+        for key, value, because in (
+            ("eval_strategy", "steps", f"lf-wrap: {why} is set, so evaluate during training"),
+            ("eval_steps", values.get("logging_steps", 10), "lf-wrap: every logging_steps, beside a train loss"),
+            ("per_device_eval_batch_size", values.get("per_device_train_batch_size", 1), "lf-wrap: the training batch"),
+        ):
+            if key not in c.train:
+                put(key, value, because)
+    if c.from_run:  # --from-run: start from another run's merged model or adapter (lf_wrap/preference.py)
+        from lf_wrap.preference import resolve_from_run, start_values
+
+        start = resolve_from_run(project)
+        for key, (value, because) in start_values(project, start).items() if start else ():
+            put(key, value, because)
     return values, origins
 
 
@@ -408,7 +439,7 @@ def render_train(project: Project, command: str | None = None, hardware: Hardwar
     values, origins = train_values(project, hardware or project_hardware(project))
     run_dir = project.run_dir.resolve()
     cmd = command or f"llamafactory-cli train {run_dir / 'train.yaml'}"
-    return render_yaml(train_template(project.config), values, {}, cmd, origins)
+    return render_yaml(train_template(project.config), values, {"has": lambda key: key in values}, cmd, origins)
 
 
 def render_export(project: Project, command: str | None = None) -> Rendered:
@@ -433,6 +464,15 @@ def render_export(project: Project, command: str | None = None) -> Rendered:
         "finetuning_type": "lf-wrap: a LoRA adapter is merged",
         "export_dir": "<runs_dir>/<run_name>/merged",
     }
+    from lf_wrap.preference import recorded_start
+
+    start = recorded_start(run_dir)  # the run started from another run's result: merge onto the same start
+    if start is not None and start.kind != "adapter":
+        values["model_name_or_path"] = start.model
+        origins["model_name_or_path"] = f"the model the run started from ({start.run}'s {start.kind} model)"
+    elif start is not None:
+        values["adapter_name_or_path"] = f"{start.adapter},{run_dir / 'output'}"
+        origins["adapter_name_or_path"] = f"{start.run}'s adapter (the run's start), then the run's own"
     for key, default in export_defaults().items():
         values[key], origins[key] = default.value, default.source
     for key, value in c.export.items():

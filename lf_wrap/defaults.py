@@ -23,6 +23,18 @@ from typing import Any
 
 LF_EXAMPLE = "LLaMA-Factory example default"
 
+# Validation split (LLaMA-Factory's `val_size`), off by default; `lf-wrap init` writes it for a
+# dataset of VAL_MIN_ROWS rows or more. Why 1000: LLaMA-Factory's examples hold out 10%
+# (`val_size: 0.1`), and from 1000 rows that is >= 100 rows. The eval loss is a mean over the
+# held-out rows; its standard error is about sd/sqrt(rows), and per-row losses spread about as
+# much as their mean, so 100 rows measure it to ~±10% and 30 rows only to ~±18%: too coarse to
+# tell a flattening curve from noise, for rows taken out of a small training set. Above
+# VAL_MAX_ROWS x 10 rows a fixed VAL_MAX_ROWS rows (val_size > 1 is a row count) keeps each
+# evaluation short.
+VAL_MIN_ROWS = 1000
+VAL_FRACTION = 0.1
+VAL_MAX_ROWS = 1000
+
 
 @dataclass(frozen=True)
 class Default:
@@ -58,6 +70,12 @@ TRAIN_COMMON: dict[str, Default] = {
     "lr_scheduler_type": _example("cosine"),
     "warmup_ratio": _example(0.1),
     "ddp_timeout": _example(180000000),
+    "val_size": _lf_wrap(
+        0.0,
+        f"off: no validation split. `lf-wrap init` turns it on from {VAL_MIN_ROWS} rows (val_size "
+        f"{VAL_FRACTION}); below that a 10% split is under {int(VAL_MIN_ROWS * VAL_FRACTION)} rows, whose eval loss is "
+        "too noisy to act on, and every row held out is one the model never learns",
+    ),
 }
 
 # LoRA (and QLoRA) adapters.  lora_alpha is not set by the examples: LLaMA-Factory then
@@ -96,6 +114,41 @@ def train_defaults(method: str) -> dict[str, Default]:
     if method == "qlora":
         return {**TRAIN_COMMON, **TRAIN_LORA, **TRAIN_QLORA}
     return {**TRAIN_COMMON, **TRAIN_LORA}
+
+
+# Preference training (stage dpo / kto): examples/train_lora/qwen3_lora_dpo.yaml and
+# qwen3_lora_kto.yaml (v0.9.5): beta 0.1, the sigmoid (DPO) loss, a learning rate 20x below SFT's
+# (the policy starts at the reference model and must stay near it). v0.9.5 has no full-parameter
+# DPO/KTO example: full runs take the same rate, already below the full SFT example's 1e-5.
+# pref_ftx (an SFT loss added to DPO) and simpo_gamma are LLaMA-Factory's argument defaults.
+TRAIN_DPO: dict[str, Default] = {
+    "pref_beta": _example(0.1, "qwen3_lora_dpo.yaml"),
+    "pref_loss": _example("sigmoid", "qwen3_lora_dpo.yaml"),
+    "pref_ftx": Default(0.0, "LLaMA-Factory default (finetuning_args.py)"),
+    "learning_rate": _example(5.0e-6, "qwen3_lora_dpo.yaml"),
+}
+TRAIN_SIMPO: dict[str, Default] = {
+    "simpo_gamma": Default(0.5, "LLaMA-Factory default (finetuning_args.py)"),
+}
+TRAIN_KTO: dict[str, Default] = {
+    "pref_beta": _example(0.1, "qwen3_lora_kto.yaml"),
+    "pref_ftx": Default(0.0, "LLaMA-Factory default (finetuning_args.py)"),
+    "learning_rate": _example(5.0e-6, "qwen3_lora_kto.yaml"),
+}
+
+
+def stage_defaults(stage: str, method: str, pref_loss: str | None = None) -> dict[str, Default]:
+    """What a preference stage changes on top of train_defaults(method); {} for sft."""
+    if stage == "dpo":
+        found = {**TRAIN_DPO, **(TRAIN_SIMPO if pref_loss == "simpo" else {})}
+    elif stage == "kto":
+        found = dict(TRAIN_KTO)
+    else:
+        return {}
+    if method == "full":
+        lr = found["learning_rate"]
+        found["learning_rate"] = Default(lr.value, lr.source[:-1] + "; there is no full-parameter example)")
+    return found
 
 
 def export_defaults() -> dict[str, Default]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lf_wrap.errors import LfWrapError
+from lf_wrap.network import port_free
 
 DEEPSPEED_PRESETS = ("z0", "z2", "z3", "z3-offload")
 
@@ -71,23 +72,13 @@ def is_local(host: str) -> bool:
     return host in ("127.0.0.1", "localhost", "::1", socket.gethostname())
 
 
-def port_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1" if host == "localhost" else host, port))
-        except OSError:
-            return False
-    return True
-
-
 def global_batch(values: dict[str, Any], launch: Launch) -> int:
     per_device = int(values.get("per_device_train_batch_size", 1))
     accum = int(values.get("gradient_accumulation_steps", 1))
     return per_device * accum * launch.world_size
 
 
-def deepspeed_config(choice: str, run_root: Path) -> Path:
+def deepspeed_config(choice: str) -> Path:
     """The user's own DeepSpeed JSON file, checked (presets are rendered by `train`)."""
     path = Path(choice).expanduser()
     if not path.is_file():

@@ -130,7 +130,8 @@ def inspect(model_dir: Path, template: str | None) -> EosReport:
     if tokenizer_eos is None and special_map.exists():  # older tokenizers keep it there
         tokenizer_eos = _token_text(_read_json(special_map).get("eos_token"))
     stop = TEMPLATE_STOP_WORDS.get(template or "") or tokenizer_eos
-    text_config = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
+    nested = config.get("text_config")
+    text_config = nested if isinstance(nested, dict) else {}
     config_eos = _id_list(config["eos_token_id"] if "eos_token_id" in config else text_config.get("eos_token_id"))
     report = EosReport(
         model_dir=str(model_dir),

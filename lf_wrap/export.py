@@ -14,12 +14,12 @@ import click
 from lf_wrap.config import Project, render_export
 from lf_wrap.engines.llamafactory import LlamaFactory
 from lf_wrap.eos import ensure_agreement
-from lf_wrap.errors import ExternalError, Interrupted, LfWrapError
+from lf_wrap.errors import ExternalError, LfWrapError
 from lf_wrap.files import atomic_write
 from lf_wrap.models import check_model_dir, has_chat_template, missing_parts
-from lf_wrap.process import run_logged, shell_line, tail
 from lf_wrap.render import Rendered
-from lf_wrap.runs import RunFolder, now, sha256_file
+from lf_wrap.run_step import RunStep
+from lf_wrap.runs import RunFolder, sha256_file
 from lf_wrap.train import resolve_model
 
 
@@ -50,7 +50,7 @@ def plan(project: Project, *, overwrite: bool = False) -> ExportPlan:
         raise LfWrapError(f"{run.merged}: already holds an exported model", hint="pass --overwrite to export again")
     engine = LlamaFactory.find(project.config.llamafactory_cli, project.root)
     rendered = render_export(project, command=f"lf-wrap export  (llamafactory-cli export {run.export_yaml})")
-    command = [str(engine.cli), "export", str(run.export_yaml)]
+    command = engine.command("export", run.export_yaml)
     return ExportPlan(project, run, rendered, command, engine, overwrite, full=False)
 
 
@@ -100,37 +100,10 @@ def execute(p: ExportPlan) -> dict[str, Any]:
     if p.overwrite and run.merged.exists():
         shutil.rmtree(run.merged)
     atomic_write(run.export_yaml, p.rendered.text)
-    line = shell_line(p.command)
-    click.echo(f"$ {line}", err=True)
-    started = now()
-    run.record(
-        "export",
-        {
-            "status": "running",
-            "started": started,
-            "ended": None,
-            "command": p.command,
-            "config_file": str(run.export_yaml),
-            "config": p.rendered.values,
-        },
-    )
+    step = RunStep(run, "export", p.command, run.export_log)
+    step.start({"config_file": str(run.export_yaml), "config": p.rendered.values})
     click.echo("export: merging the adapter into the base model ...", err=True)
-    outcome = run_logged(
-        p.command, run.export_log, env=p.engine.env(offline=True), cwd=run.root, header=f"# {started} $ {line}\n"
-    )
-    base = {"ended": now(), "duration_s": round(outcome.duration_s, 2), "exit_code": outcome.returncode}
-    if outcome.interrupted:
-        run.record("export", {**base, "status": "interrupted", "interrupted_by": outcome.interrupted})
-        raise Interrupted(
-            f"export interrupted ({outcome.interrupted})", outcome.interrupted, hint=f"log: {run.export_log}"
-        )
-    if outcome.returncode != 0:
-        run.record("export", {**base, "status": "failed"})
-        raise ExternalError(
-            f"llamafactory-cli export failed (exit {outcome.returncode}). Last lines of {run.export_log}:\n"
-            + tail(run.export_log, 20),
-            hint=f"full log: {run.export_log}",
-        )
+    base = step.finish(step.run(p.engine.env(offline=True)), what="export")
     try:
         facts = verify(run.merged)
     except ExternalError:
@@ -142,4 +115,5 @@ def execute(p: ExportPlan) -> dict[str, Any]:
         run.record("export", {**base, "status": "failed", "reason": "EOS disagreement"})
         raise
     run.record("export", {**base, "status": "succeeded", **facts})
-    return {"model": str(run.merged), "merged": True, **base, **facts}
+    timings = {key: base[key] for key in ("ended", "duration_s", "exit_code")}
+    return {"model": str(run.merged), "merged": True, **timings, **facts}

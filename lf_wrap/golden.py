@@ -21,7 +21,7 @@ def alpaca_prompt(row: dict[str, Any]) -> str:
 def greedy_answers(model_dir: Path, prompts: Iterable[str], max_new_tokens: int = 96) -> list[str]:
     """One greedy answer per prompt, through the model's own chat template."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BatchEncoding
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
@@ -31,9 +31,15 @@ def greedy_answers(model_dir: Path, prompts: Iterable[str], max_new_tokens: int 
         inputs = tok.apply_chat_template(
             [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
+        assert isinstance(inputs, BatchEncoding)  # return_dict=True
+        prompt_len = inputs["input_ids"].shape[1]
         with torch.no_grad():
-            out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        answers.append(tok.decode(out[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip())
+            # transformers types generate()'s self with a Protocol written for the `ty` checker, which its own
+            # models do not satisfy under mypy (transformers 5.6): the one ignore, for their annotation
+            out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)  # type: ignore[misc]
+        answer = tok.decode(out[0][prompt_len:], skip_special_tokens=True)
+        assert isinstance(answer, str)  # one sequence in, one string out
+        answers.append(answer.strip())
     return answers
 
 

@@ -10,6 +10,7 @@ hub is one clear message naming the endpoint within seconds, and the result is c
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Literal
@@ -17,6 +18,16 @@ from urllib.parse import urlparse
 
 from lf_wrap.errors import ExternalError, LfWrapError
 from lf_wrap.models import check_model_dir
+
+# ORG/NAME as the Hugging Face Hub and ModelScope spell a model: one slash, no path prefix (./ / ~).
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.\-]*/[\w.\-]+")
+
+
+def is_hub_id(ref: str) -> bool:
+    """Does `ref` read as a hub id (ORG/NAME) rather than a path? Whether a folder of that name exists is
+    the caller's first question: a folder always wins."""
+    return HUB_ID.fullmatch(ref) is not None
+
 
 Hub = Literal["hf", "modelscope"]
 CONNECT_TIMEOUT_S = 5.0
@@ -71,7 +82,7 @@ def pull(model_id: str, hub: Hub = "hf", revision: str | None = None, local_dir:
     if local.exists():
         check_model_dir(local, "model")
         return local.resolve()
-    if model_id.count("/") != 1 or model_id.startswith((".", "/", "~")):
+    if not is_hub_id(model_id):
         raise LfWrapError(
             f"{model_id!r} is neither a local folder nor a hub id like 'Qwen/Qwen2.5-0.5B-Instruct'",
             hint="check the path, or give ORG/NAME",
@@ -110,16 +121,22 @@ def _pull_hf(model_id: str, revision: str | None, local_dir: Path | None) -> Pat
     )
 
     endpoint = hf_endpoint()
-    # Read the environment now, not when huggingface_hub was imported.
-    kwargs = {
-        "repo_id": model_id,
-        "revision": revision,
-        "local_dir": str(local_dir) if local_dir else None,
-        "endpoint": endpoint,
-        "cache_dir": hf_cache_dir(),
-    }
+
+    def snapshot(local_files_only: bool) -> Path:
+        # The endpoint and cache as the environment says now, not when huggingface_hub was imported.
+        folder = snapshot_download(
+            model_id,
+            revision=revision,
+            local_dir=str(local_dir) if local_dir else None,
+            endpoint=endpoint,
+            cache_dir=hf_cache_dir(),
+            local_files_only=local_files_only,
+            etag_timeout=CONNECT_TIMEOUT_S,
+        )
+        return Path(folder)
+
     try:  # already downloaded? no network needed
-        return Path(snapshot_download(**kwargs, local_files_only=True))
+        return snapshot(local_files_only=True)
     except (LocalEntryNotFoundError, FileNotFoundError, ValueError):
         pass
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
@@ -131,7 +148,7 @@ def _pull_hf(model_id: str, revision: str | None, local_dir: Path | None) -> Pat
     if why:
         raise _offline_error("hf", endpoint, why)
     try:
-        return Path(snapshot_download(**kwargs, etag_timeout=CONNECT_TIMEOUT_S))
+        return snapshot(local_files_only=False)
     except GatedRepoError as err:
         raise ExternalError(
             f"{model_id} is gated on {endpoint}: accept its licence on the model page", hint="then set HF_TOKEN"

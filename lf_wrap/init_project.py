@@ -35,11 +35,11 @@ from lf_wrap.defaults import LF_EXAMPLE, train_defaults
 from lf_wrap.engines import schema
 from lf_wrap.errors import LfWrapError
 from lf_wrap.files import atomic_write
+from lf_wrap.hub import is_hub_id
 from lf_wrap.models import check_model_dir, count_parameters, human_count, max_positions
 from lf_wrap.render import comment_text, to_yaml
 from lf_wrap.template_detect import detect
 
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 # The hyperparameters written out for the user to see and edit; every other value comes
 # from lf_wrap/defaults.py at train time (`lf-wrap render train` shows them all).
 WRITTEN_KEYS = (
@@ -92,7 +92,7 @@ def _relative(target: Path, given: str, base: Path) -> str:
 def resolve_model(ref: str) -> tuple[Path, dict[str, Any], str]:
     """(model folder, its config.json, how it was found) for a folder or a cached hub id."""
     local = Path(ref).expanduser()
-    if not local.exists() and HUB_ID.match(ref) and not ref.startswith((".", "/", "~")):
+    if not local.exists() and is_hub_id(ref):
         from lf_wrap.hub import cached, hf_cache_dir
 
         try:
@@ -186,12 +186,21 @@ def plan(
                 hint=hint or "`lf-wrap render --list-templates` lists them",
             )
         template_why = "given with --template; `lf-wrap train` checks it against the model's chat template"
-    else:
+    data = resolve_dataset(dataset_ref, dataset_dir)
+    proven_settings: dict[str, Any] = {}
+    serve_training = False
+    notes: list[str] = []
+    if template is None:
         detection = detect(model_dir)
         template = detection.template
         runner = f"; runner-up: {detection.runner_up}" if detection.runner_up else ""
         template_why = f"picked from the model folder: {detection.reason}{runner}"
-    data = resolve_dataset(dataset_ref, dataset_dir)
+        proven = _prove(model_dir, detection, data, path.parent, notes)
+        if proven is not None:
+            best = proven.best
+            template, proven_settings = best.template, dict(best.settings)
+            serve_training = best.rank == 3
+            template_why = f"picked from the model folder: {detection.reason}; {proven.reason()}"
     cutoff, cutoff_why, note = choose_cutoff_len(model_dir, config, data)
     params = count_parameters(model_dir)
 
@@ -216,6 +225,18 @@ def plan(
         ),
         _line("model", model_value, f"{found + ': ' if found else ''}{kind}, {size}"),
         _line("template", template, template_why),
+        *(
+            [
+                _line(
+                    "chat_template",
+                    "training",
+                    "the model's own template cannot agree with any setting; "
+                    "export and serve use one that renders what LLaMA-Factory trains on",
+                )
+            ]
+            if serve_training
+            else []
+        ),
         _line("method", "lora", "a LoRA adapter, as LLaMA-Factory's SFT examples train (lora | qlora | full)"),
         _line("stage", "sft", "supervised fine-tuning"),
         _line("datasets", [data.name], data.comment),
@@ -226,6 +247,15 @@ def plan(
         "  # LLaMA-Factory's example values (its examples use them for 4B-8B models); none changed for this",
         f"  # model's size ({size}): lf-wrap has no measured reason to.",
         _line("cutoff_len", cutoff, cutoff_why, indent=2),
+        *(
+            _line(
+                key,
+                value,
+                f"the template check proves the {template!r} template then agrees with the model's",
+                indent=2,
+            )
+            for key, value in proven_settings.items()
+        ),
     ]
     for key in WRITTEN_KEYS:
         default = defaults[key]
@@ -233,9 +263,45 @@ def plan(
         if key == "num_train_epochs":
             why += f"; {data.report.rows} rows / batch {batch} = {steps} steps per epoch, {steps * epochs:g} in all"
         lines.append(_line(key, default.value, why, indent=2))
+    lines.append(validation_line(data.report.rows))
     lines.append(_line("export", {}, "any LLaMA-Factory export argument, e.g. export_size: 2"))
     registered = f"registered {data.name!r} in {dataset_dir}/dataset_info.json" if data.to_register else ""
-    return InitPlan(path, "\n".join(lines) + "\n", data.to_register, registered, [note] if note else [])
+    return InitPlan(path, "\n".join(lines) + "\n", data.to_register, registered, [*notes, *([note] if note else [])])
+
+
+def _prove(model_dir: Path, guess: Any, data: _Dataset, root: Path, notes: list[str]) -> Any:
+    """The template check on the folder's guess and runner-ups; None (with a note) without LLaMA-Factory."""
+    from lf_wrap.data.shape import conversation_shape
+    from lf_wrap.engines.llamafactory import LlamaFactory
+    from lf_wrap.template_detect import prove
+
+    try:
+        engine = LlamaFactory.find(project_root=root)
+    except LfWrapError:
+        notes.append("note: LLaMA-Factory not found (make setup-train): the template is the folder's guess, "
+                     "unchecked; `lf-wrap train` checks it")  # fmt: skip
+        return None
+    shape = conversation_shape(data.file, data.report.spec)
+    return prove(model_dir, guess, engine, {"with_system": shape.with_system > 0, "multi_turn": shape.multi_turn > 0})
+
+
+def validation_line(rows: int) -> str:
+    """`val_size` for a dataset of `rows` rows: a held-out split from VAL_MIN_ROWS rows (lf_wrap/defaults.py
+    says why), as a comment below that."""
+    from lf_wrap.defaults import VAL_FRACTION, VAL_MAX_ROWS, VAL_MIN_ROWS
+
+    if rows < VAL_MIN_ROWS:
+        return (
+            f"  # val_size: off: {rows} rows < {VAL_MIN_ROWS}, too few to spare a useful validation split "
+            "(lf_wrap/defaults.py says why); set it to watch an eval loss anyway"
+        )
+    value: float | int = VAL_FRACTION if rows * VAL_FRACTION <= VAL_MAX_ROWS else VAL_MAX_ROWS
+    held = math.ceil(rows * VAL_FRACTION) if isinstance(value, float) else value
+    why = (
+        f"{rows} rows >= {VAL_MIN_ROWS}: hold out {held} rows for an eval loss beside the training loss; "
+        "`lf-wrap eval` compares base and tuned answers on them"
+    )
+    return _line("val_size", value, why, indent=2)
 
 
 def _line(key: str, value: Any, why: str, indent: int = 0) -> str:

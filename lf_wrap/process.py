@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 GRACE_S = 10.0
 
@@ -44,9 +45,41 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def stop_group(pgid: int, grace_s: float = 15.0) -> None:
+    """SIGTERM the process group, wait up to `grace_s` for it to go (reaping our own children), then SIGKILL."""
+    _kill_group(pgid, signal.SIGTERM)
+    end = time.monotonic() + grace_s
+    while _group_alive(pgid) and time.monotonic() < end:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(-pgid, os.WNOHANG)
+        time.sleep(0.1)
+    _kill_group(pgid, signal.SIGKILL)
+
+
+def spawn(
+    cmd: list[str], log_path: Path, *, env: Mapping[str, str], cwd: Path, header: str = ""
+) -> subprocess.Popen[bytes]:
+    """Start `cmd` (an argument list, never a shell) in its own process group, its output appended
+    to `log_path` after `header`; signals sent to the group reach every child it starts."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        if header:
+            log.write(header.encode())
+            log.flush()
+        return subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=dict(env),
+            start_new_session=True,  # its own process group: signals reach every child
+        )
+
+
 @contextlib.contextmanager
 def _forward_signals(on_signal: Callable[[int], None]) -> Iterator[None]:
-    previous: dict[int, object] = {}
+    previous: dict[signal.Signals, Any] = {}  # what signal.signal returned: a handler, SIG_DFL/SIG_IGN or None
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         on_signal(signum)
@@ -58,7 +91,7 @@ def _forward_signals(on_signal: Callable[[int], None]) -> Iterator[None]:
         yield
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)  # type: ignore[arg-type]
+            signal.signal(sig, old)
 
 
 def run_logged(
@@ -72,58 +105,41 @@ def run_logged(
     header: str = "",
 ) -> Outcome:
     """Run `cmd`, appending its output to `log_path`; returns when it and its children are gone."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     stopped: list[int] = []
     start = time.monotonic()
-    with log_path.open("ab") as log:
-        if header:
-            log.write(header.encode())
-            log.flush()
-        started: list[int] = []  # the child's pid (= its process group) once it exists
+    started: list[int] = []  # the child's pid (= its process group) once it exists
 
-        def on_signal(signum: int) -> None:
-            stopped.append(signum)
-            for pgid in started:
-                _kill_group(pgid, signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+    def on_signal(signum: int) -> None:
+        stopped.append(signum)
+        for pgid in started:
+            _kill_group(pgid, signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
 
-        # The handlers go in before the child starts: a Ctrl-C while it starts stops it too,
-        # instead of a KeyboardInterrupt that would leave it running.
-        with _forward_signals(on_signal):
-            proc = subprocess.Popen(
-                cmd,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=cwd,
-                env=dict(env),
-                start_new_session=True,  # its own process group: signals reach every child
-            )
-            pgid = proc.pid
-            started.append(pgid)
-            if stopped:  # a signal came while the child was starting
-                _kill_group(pgid, signal.SIGINT if stopped[0] == signal.SIGINT else signal.SIGTERM)
-            deadline: float | None = None
-            while True:
-                try:
-                    proc.wait(timeout=poll_s)
-                    break
-                except subprocess.TimeoutExpired:
-                    pass
-                if on_poll is not None:
-                    on_poll()
-                if stopped and deadline is None:
-                    deadline = time.monotonic() + GRACE_S
-                if deadline is not None and time.monotonic() > deadline:
-                    _kill_group(pgid, signal.SIGKILL)
+    # The handlers go in before the child starts: a Ctrl-C while it starts stops it too,
+    # instead of a KeyboardInterrupt that would leave it running.
+    with _forward_signals(on_signal):
+        proc = spawn(cmd, log_path, env=env, cwd=cwd, header=header)
+        pgid = proc.pid
+        started.append(pgid)
+        if stopped:  # a signal came while the child was starting
+            _kill_group(pgid, signal.SIGINT if stopped[0] == signal.SIGINT else signal.SIGTERM)
+        deadline: float | None = None
+        while True:
+            try:
+                proc.wait(timeout=poll_s)
+                break
+            except subprocess.TimeoutExpired:
+                pass
             if on_poll is not None:
                 on_poll()
-        # The engine is gone; make sure its workers are too (dataloader, torchrun children).
-        if _group_alive(pgid):
-            _kill_group(pgid, signal.SIGTERM)
-            end = time.monotonic() + 3
-            while _group_alive(pgid) and time.monotonic() < end:
-                time.sleep(0.1)
-            _kill_group(pgid, signal.SIGKILL)
+            if stopped and deadline is None:
+                deadline = time.monotonic() + GRACE_S
+            if deadline is not None and time.monotonic() > deadline:
+                _kill_group(pgid, signal.SIGKILL)
+        if on_poll is not None:
+            on_poll()
+    # The engine is gone; make sure its workers are too (dataloader, torchrun children).
+    if _group_alive(pgid):
+        stop_group(pgid, grace_s=3.0)
     interrupted = signal.Signals(stopped[0]).name if stopped else None
     return Outcome(proc.returncode, interrupted, time.monotonic() - start)
 

@@ -16,9 +16,6 @@ import contextlib
 import ipaddress
 import json
 import os
-import signal
-import socket
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,7 +29,8 @@ from lf_wrap.engines.vllm import AUTH_MIDDLEWARE, KEY_ENV, TCMALLOC_HINT, Vllm
 from lf_wrap.errors import ExternalError, Interrupted, LfWrapError
 from lf_wrap.files import atomic_write
 from lf_wrap.models import check_model_dir
-from lf_wrap.process import run_logged, shell_line, tail
+from lf_wrap.network import port_free
+from lf_wrap.process import run_logged, shell_line, spawn, stop_group, tail
 from lf_wrap.runs import RunFolder, now
 from lf_wrap.thinking import serve_flags
 
@@ -83,17 +81,6 @@ def redact(cmd: list[str]) -> list[str]:
 
 def redact_env(env: dict[str, str]) -> dict[str, str]:
     return {k: "***" if k in SECRET_ENV else v for k, v in env.items()}
-
-
-def port_free(host: str, port: int) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def is_public(host: str) -> bool:
@@ -274,7 +261,7 @@ def _legacy_start_time(pid: int) -> str | None:
         return None
 
 
-def serve_foreground(p: ServePlan, timeout_s: float) -> int:
+def serve_foreground(p: ServePlan) -> None:
     """Run until the server exits (0) or is stopped: Ctrl-C / SIGTERM raise Interrupted (exit 130 / 143).
     Prints the log as it grows."""
     p.run.root.mkdir(parents=True, exist_ok=True)
@@ -303,6 +290,10 @@ def serve_foreground(p: ServePlan, timeout_s: float) -> int:
                             "(Ctrl-C stops it)",
                             err=True,
                         )
+                        from lf_wrap.snippets import for_server
+
+                        click.echo(for_server(p.base_url, p.served_name, api_key_required=bool(p.api_key),
+                                              model_dir=p.model, run_root=p.run.root), err=True)  # fmt: skip
             stop_follow.wait(0.5)
 
     thread = threading.Thread(target=follow, daemon=True)
@@ -318,7 +309,6 @@ def serve_foreground(p: ServePlan, timeout_s: float) -> int:
         raise Interrupted(f"server stopped ({outcome.interrupted})", outcome.interrupted)
     if outcome.returncode != 0:
         raise ExternalError(f"the vLLM server exited with code {outcome.returncode}", hint=f"log: {p.log}")
-    return 0
 
 
 def serve_detached(p: ServePlan, timeout_s: float) -> dict[str, Any]:
@@ -330,18 +320,7 @@ def serve_detached(p: ServePlan, timeout_s: float) -> dict[str, Any]:
         )
     p.run.root.mkdir(parents=True, exist_ok=True)
     click.echo(f"$ {p.printable()}", err=True)
-    with p.log.open("ab") as log:
-        log.write(f"# {now()} $ {p.printable()}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(  # an argument list, never a shell
-            p.command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=p.run.root,
-            env=p.env,
-            start_new_session=True,
-        )
+    proc = spawn(p.command, p.log, env=p.env, cwd=p.run.root, header=f"# {now()} $ {p.printable()}\n")
     info = {
         "pid": proc.pid,
         "pgid": proc.pid,
@@ -389,22 +368,6 @@ def process_matches(info: dict[str, Any]) -> bool:
         return _legacy_start_time(pid) == recorded
     started = _start_time(pid)
     return isinstance(recorded, int | float) and started is not None and abs(started - recorded) < 0.05
-
-
-def stop_group(pgid: int, grace_s: float = 15.0) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGTERM)
-    end = time.monotonic() + grace_s
-    while time.monotonic() < end:
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(-pgid, os.WNOHANG)
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
 
 
 def status(pidfile: Path) -> dict[str, Any]:

@@ -10,9 +10,13 @@ tokens, only where the prompt stops differs, e.g. DeepSeek-R1's `<think>\\n`);
 `differs_answer_end` when the difference comes after the token where generation stops;
 `template_refuses` when the model's template raises on one conversation (e.g. gemma-2 and a
 system prompt) and the others agree; `no_chat_template` (LLaMA-Factory's export writes one).
-Harmful: `differs_prompt`, `differs_system_prompt`, `differs_earlier_turns`,
-`differs_answer_end` before the stop token: the served model would see a prompt it was
-never trained on.
+Harmful: `differs_prompt` (also the same text cut inside a token, as R1's `<think>\n` is),
+`differs_system_prompt`, `differs_earlier_turns`, `differs_answer_end` before the stop
+token: the served model would see a prompt it was never trained on — but only for the kinds
+of conversation the data trains (a single-turn dataset without system prompts never
+teaches earlier turns or a system block; such differences are shown, not counted).
+A project with `chat_template: training` serves the template made from LLaMA-Factory's,
+which the check verifies instead.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from lf_wrap.files import atomic_write
 # LLaMA-Factory data arguments that change what a conversation is trained as.
 OPTION_KEYS = ("default_system", "enable_thinking", "mask_history", "preserve_thinking")
 JINJA_NAME = "chat_template.training.jinja"
+HARMFUL = ("differs_prompt", "differs_system_prompt", "differs_earlier_turns", "differs_answer_end")
 
 MEANING = {
     "agree": "LLaMA-Factory trains on exactly what the model's chat template serves",
@@ -127,8 +132,12 @@ def _ids(side: dict[str, Any]) -> str:
 def conversation_lines(conv: dict[str, Any]) -> list[str]:
     verdict = conv["verdict"]
     tag = " (harmful)" if conv.get("harmful") else ""
-    if conv.get("informational") and verdict != "agree":
-        tag = " (only if clients switch thinking off; not counted)"
+    if conv.get("not_counted") and verdict != "agree":
+        tag = f" (not counted: {conv['not_counted']})"
+    elif conv.get("informational") and verdict != "agree":
+        tag = " (only if a client switches thinking; not counted)"
+    elif verdict in HARMFUL and not conv.get("harmful"):
+        tag = " (not counted for your data)"
     lines = [f"  {conv['title']}: {verdict}{tag}"]
     if verdict == "agree":
         return lines
@@ -174,8 +183,8 @@ def fix_lines(check: dict[str, Any], limit_other_templates: int = 3) -> list[str
     for fix in fixes:
         if fix["kind"] == "serve_training_template":
             lines.append(
-                "  serve with the training template: `lf-wrap serve --chat-template training` "
-                f"(or `lf-wrap export --chat-template training`) -> {fix['verdict']}"
+                "  serve with the training template: --set chat_template=training (or `chat_template: training` in "
+                f"lf-wrap.yaml: export writes it into the merged model, serve gives it to vLLM) -> {fix['verdict']}"
             )
     if lines:
         lines.insert(0, "fixes (each one checked by running the same comparison again):")
@@ -188,6 +197,13 @@ def report_lines(check: dict[str, Any], model_dir: Path) -> list[str]:
     lines = [f"model     {model_dir}", f"template  {template!r} (LLaMA-Factory)"]
     if check.get("options"):
         lines.append("options   " + ", ".join(f"{k}={v!r}" for k, v in check["options"].items()))
+    if check.get("data"):
+        data = check["data"]
+        kinds = [
+            "with system prompts" if data.get("with_system") else "no system prompts",
+            "multi-turn" if data.get("multi_turn") else "single-turn",
+        ]
+        lines.append(f"data      {', '.join(kinds)} (a difference only elsewhere is shown, not counted)")
     if verdict == "no_chat_template":
         lines.append(f"verdict   no_chat_template: {MEANING['no_chat_template']}")
         jinja = check.get("training_jinja")
@@ -204,7 +220,15 @@ def report_lines(check: dict[str, Any], model_dir: Path) -> list[str]:
     if verdict == "agree":
         lines.append("          (turn by turn: each prompt, each answer's end, with and without a system prompt)")
     lines.extend(fix_lines(check))
+    if check.get("serve_with") == "training":
+        verdict = check.get("training_jinja_verdict") or "cannot be made"
+        lines.append(f"this project serves with the training template (chat_template: training): {verdict}")
     return lines
+
+
+def serve_training_agrees(check: dict[str, Any]) -> bool:
+    """Does the Jinja template made from the training template render what LLaMA-Factory trains on?"""
+    return bool(check.get("training_jinja")) and not check.get("training_jinja_harmful")
 
 
 def refusal(check: dict[str, Any], model_dir: Path) -> LfWrapError:
@@ -215,7 +239,7 @@ def refusal(check: dict[str, Any], model_dir: Path) -> LfWrapError:
         f"give different prompts for the same conversation:\n{body}\n"
         "A model served this way answers from a prompt it never saw in training.",
         hint="apply one of the fixes above (`template:` and the `train:` settings in lf-wrap.yaml take the same "
-        "values), or pass --no-template-check if you will serve with `lf-wrap serve --chat-template training`",
+        "values; `chat_template: training` serves what LLaMA-Factory trained on)",
     )
 
 
@@ -223,19 +247,52 @@ def progress_line(check: dict[str, Any]) -> str:
     """One line for `train`: what was checked and what it found."""
     template, verdict = check["template"], check["verdict"]
     how = ", remembered from an earlier identical check" if check.get("cached") else ""
+    if check.get("serve_with") == "training" and verdict != "agree":
+        return (
+            f"template check: served with the training template (chat_template: training), which renders what "
+            f"{template!r} trains on ({check.get('training_jinja_verdict')}); the model's own template: {verdict}{how}"
+        )
     if verdict == "agree":
         return f"template check: {template!r} and the model's chat template agree (token for token{how})"
     if verdict == "no_chat_template":
         return f"template check: the model has no chat template; LLaMA-Factory's export writes {template!r}'s{how}"
-    first = next((c for c in check.get("conversations", []) if c["verdict"] == verdict), {})
+    first: dict[str, Any] = next((c for c in check.get("conversations", []) if c["verdict"] == verdict), {})
     detail = first.get("where") or first.get("error") or MEANING.get(verdict, "")
     return f"template check: {template!r}: {verdict} (harmless{how}) - {detail}"
 
 
-def raise_if_harmful(check: dict[str, Any], model_dir: Path) -> None:
+def raise_if_harmful(check: dict[str, Any], model_dir: Path, chat_template: str = "model") -> None:
+    """Refuse a harmful difference, unless the project serves with the training template
+    (`chat_template: training`) and that template is proven to render what is trained on."""
     bad_input(check, model_dir)
+    if chat_template == "training":
+        training_jinja(check, model_dir)  # refuses a template that cannot be made or does not agree
+        return
     if check.get("harmful"):
         raise refusal(check, model_dir)
+
+
+def data_shape(project: Any) -> dict[str, Any] | None:
+    """Which kinds of conversation the project's datasets train (lf_wrap/data/shape.py); None
+    when a dataset cannot be read yet (then every conversation counts)."""
+    from lf_wrap.data.formats import spec_from_entry
+    from lf_wrap.data.registry import entry_file, lookup, read_info
+    from lf_wrap.data.shape import conversation_shape, total
+
+    dataset_dir = project.path(project.config.dataset_dir)
+    try:
+        info = read_info(dataset_dir)
+        shapes = []
+        for name in project.config.datasets:
+            entry = lookup(info, dataset_dir, name)
+            spec = spec_from_entry(entry, where=name)
+            shapes.append(conversation_shape(entry_file(dataset_dir, name, entry), spec))
+    except (LfWrapError, OSError):
+        return None
+    shape = total(shapes)
+    if not shape.rows:
+        return None
+    return {"with_system": shape.with_system > 0, "multi_turn": shape.multi_turn > 0, "rows": shape.rows}
 
 
 def training_jinja(check: dict[str, Any], model_dir: Path) -> str:
@@ -276,8 +333,11 @@ def install_chat_template(model_dir: Path, jinja: str) -> list[Path]:
     return written
 
 
-def probe_project(project: Any, model_dir: Path | None = None, template: str | None = None) -> dict[str, Any]:
-    """Run the template check for a project's (or the given) model and template."""
+def probe_project(
+    project: Any, model_dir: Path | None = None, template: str | None = None, all_conversations: bool = False
+) -> dict[str, Any]:
+    """Run the template check for a project's (or the given) model and template, counting the
+    kinds of conversation the project's data trains (every kind with `all_conversations`)."""
     from lf_wrap.engines.llamafactory import LlamaFactory
     from lf_wrap.train import resolve_model
 
@@ -291,7 +351,8 @@ def probe_project(project: Any, model_dir: Path | None = None, template: str | N
             hint="pass a model folder (its tokenizer files are enough), or leave --model out for the project's",
         )
     engine = LlamaFactory.find(project.config.llamafactory_cli, project.root)
-    probe = engine.probe(model_dir.resolve(), name, options=training_options(project))
+    data = None if all_conversations else data_shape(project)
+    probe = engine.probe(model_dir.resolve(), name, options=training_options(project), data=data)
     check = probe["template_check"]
     check["versions"] = probe.get("versions")
     bad_input(check, model_dir)

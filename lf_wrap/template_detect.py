@@ -124,3 +124,87 @@ def detect(model_dir: Path) -> Detection:
 
 def _known(names: tuple[str, ...], known: set[str]) -> tuple[str, ...]:
     return tuple(n for n in names if n in known)
+
+
+# -- proving the guess: the template check on each candidate ---------------------------------
+@dataclass(frozen=True)
+class Candidate:
+    template: str
+    verdict: str
+    harmful: bool
+    settings: dict[str, Any]  # train settings that make it agree (e.g. default_system), proven
+    serve_training: bool  # the only working fix: serve with the training template
+    agree_tokens: int = 0  # harmful: how many tokens agree before the first counted difference
+
+    @property
+    def rank(self) -> int:
+        """0 agrees as is, 1 harmless difference, 2 agrees with settings, 3 only served with the training template,
+        4 nothing works."""
+        if not self.harmful:
+            return 0 if self.verdict in ("agree", "no_chat_template") else 1
+        if self.settings:
+            return 2
+        return 3 if self.serve_training else 4
+
+    def describe(self) -> str:
+        if not self.harmful:
+            return self.verdict
+        if self.settings:
+            extra = ", ".join(f"{k}={v!r}" for k, v in self.settings.items())
+            return f"{self.verdict}, agrees with {extra}"
+        return f"{self.verdict}, agrees only served with the training template" if self.serve_training else self.verdict
+
+
+@dataclass(frozen=True)
+class Proven:
+    """The best-agreeing candidate and the runner-up, as the template check found them."""
+
+    best: Candidate
+    runner_up: Candidate | None
+    guess: Detection
+
+    @property
+    def close_call(self) -> bool:
+        return (
+            self.runner_up is not None
+            and self.runner_up.rank == self.best.rank
+            and self.runner_up.agree_tokens == self.best.agree_tokens
+        )
+
+    def reason(self) -> str:
+        why = f"template check: {self.best.describe()}"
+        if self.best.template != self.guess.template:
+            why += f" (the folder suggested {self.guess.template!r})"
+        if self.runner_up is not None:
+            close = "close call; " if self.close_call else ""
+            why += f"; {close}runner-up {self.runner_up.template!r}: {self.runner_up.describe()}"
+        return why
+
+
+def _candidate(check: dict[str, Any]) -> Candidate:
+    fixes = check.get("fixes") or []
+    name = check["template"]
+    same = [f for f in fixes if f.get("works") and f["kind"] == "settings" and f["settings"]["template"] == name]
+    settings = {k: v for k, v in same[0]["settings"].items() if k != "template"} if same else {}
+    serve_training = any(f["kind"] == "serve_training_template" and f.get("works") for f in fixes)
+    # judged against the model's own template, even where LLaMA-Factory's export would replace it
+    harmful = [c for c in check.get("conversations", []) if c.get("harmful")]
+    agree = min((int(c.get("index") or 0) for c in harmful), default=0)
+    refused = bool(check.get("harmful")) and check.get("verdict") == "template_refuses"
+    return Candidate(name, check.get("verdict", "?"), bool(harmful) or refused, settings, serve_training, agree)
+
+
+def prove(model_dir: Path, guess: Detection, engine: Any, data: dict[str, Any] | None = None) -> Proven:
+    """Run the template check on the guess and its runner-ups (one LLaMA-Factory import) and
+    keep the one that agrees best; ties keep the folder's order."""
+    names = [guess.template, *guess.candidates]
+    jobs = [{"model_dir": str(model_dir), "template": n, "fixes": True, "data": data or {}} for n in names]
+    results = engine.probe_jobs(jobs, cache=True)["results"]
+    candidates = [_candidate(r) for r in results if r.get("status") not in ("unknown_template", "template_error")]
+    if not candidates:
+        raise LfWrapError(
+            f"{model_dir}: LLaMA-Factory cannot load any of the templates {names} for this model",
+            hint="pass --template NAME (`lf-wrap render --list-templates` lists them)",
+        )
+    ranked = sorted(candidates, key=lambda c: (c.rank, -c.agree_tokens, names.index(c.template)))
+    return Proven(ranked[0], ranked[1] if len(ranked) > 1 else None, guess)

@@ -375,8 +375,18 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(v)
 
 
+# The bundled files the demo tokenizer is trained on. Fixed, so that adding a dataset to
+# datasets/ (the preference sets, say) does not change the demo model whose convergence
+# bench/demo_sweep.py measured; any other folder given with --datasets-dir is read whole.
+DEMO_CORPUS = ("conch_messages.jsonl", "conch_preference.json", "conch_sharegpt.json", "magic_conch.json")
+
+
 def corpus_files(datasets_dir: Path) -> list[Path]:
+    from lf_wrap.paths import datasets_dir as bundled
+
     files = sorted(p for p in datasets_dir.glob("*") if p.suffix in (".json", ".jsonl"))
+    if datasets_dir.resolve() == bundled().resolve():
+        files = [p for p in files if p.name in DEMO_CORPUS]
     if not files:
         raise LfWrapError(f"{datasets_dir}: no .json/.jsonl files to train the tokenizer on")
     return files

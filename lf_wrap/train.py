@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,18 +22,19 @@ from lf_wrap.data.registry import INFO_NAME, entry_file, lookup, read_info, vali
 from lf_wrap.data.stats import char_lengths
 from lf_wrap.distributed import DEEPSPEED_PRESETS, deepspeed_config, global_batch
 from lf_wrap.engines.llamafactory import LlamaFactory, last_checkpoint, read_trainer_log
-from lf_wrap.errors import ExternalError, Interrupted, LfWrapError
+from lf_wrap.errors import LfWrapError
 from lf_wrap.files import atomic_write
 from lf_wrap.hardware import Hardware, detect
+from lf_wrap.hub import is_hub_id
 from lf_wrap.models import check_model_dir, count_parameters, human_count
-from lf_wrap.process import run_logged, shell_line, tail
+from lf_wrap.preference import PREFERENCE_STAGES, LogMetrics, StartPoint, check_stage_data, resolve_from_run
+from lf_wrap.preference import summary as preference_summary
 from lf_wrap.progress import Progress
 from lf_wrap.render import Rendered, render_json
-from lf_wrap.runs import RunFolder, now, sha256_file
+from lf_wrap.run_step import RunStep
+from lf_wrap.runs import RunFolder, sha256_file
 from lf_wrap.thinking import training_thinking
 from lf_wrap.tokenizer_check import check_tokenizer_class
-
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
 
 @dataclass
@@ -52,6 +52,7 @@ class TrainPlan:
     deepspeed: tuple[Path, str] | None = None  # (where, JSON text) when lf-wrap renders a preset
     notes: list[str] = field(default_factory=list)
     hardware: Hardware | None = None
+    start: StartPoint | None = None  # --from-run: another run's merged model or adapter (lf_wrap/preference.py)
 
     @property
     def launch_env(self) -> dict[str, str]:
@@ -73,7 +74,7 @@ class TrainPlan:
 def resolve_model(project: Project) -> Path:
     ref = project.config.model
     local = project.path(ref)
-    if local.exists() or not HUB_ID.match(ref):
+    if local.exists() or not is_hub_id(ref):
         check_model_dir(local, "model")
         return local.resolve()
     raise LfWrapError(
@@ -125,8 +126,8 @@ def template_mismatch_message(check: dict[str, Any], model_dir: Path) -> str:
 
 
 TEMPLATE_FIXES = (
-    "apply one of the fixes above (`template:` and the `train:` settings in lf-wrap.yaml take the same values), "
-    "or pass --no-template-check if you will serve with `lf-wrap serve --chat-template training`"
+    "apply one of the fixes above (`template:` and the `train:` settings in lf-wrap.yaml take the same values; "
+    "`chat_template: training` serves what LLaMA-Factory trained on)"
 )
 
 
@@ -145,7 +146,11 @@ def plan(
         raise click.UsageError("--resume and --overwrite contradict each other")
     model_dir = resolve_model(project)
     check_tokenizer_class(model_dir)
+    check_stage_data(project)  # pairs for dpo, kto_tag rows for kto, neither for sft; before the rows are read
     datasets = check_datasets(project)
+    start = resolve_from_run(project)
+    if start is not None and start.kind != "adapter":
+        model_dir = Path(start.model)  # what is trained, and what the template check looks at
     run = RunFolder(project.run_dir.resolve())
     extra: dict[str, Any] = {}
     resume_from: Path | None = None
@@ -182,17 +187,18 @@ def plan(
             deepspeed = (run.root / "deepspeed.json", text)
             extra["deepspeed"] = str(run.root / "deepspeed.json")
         else:
-            extra["deepspeed"] = str(deepspeed_config(choice, run.root))
+            extra["deepspeed"] = str(deepspeed_config(choice))
         project.origins["train.deepspeed"] = project.origin("deepspeed", "--deepspeed") + f" ({choice})"
     if extra:
         project.config.train = {**project.config.train, **extra}
     rendered = render_train(
         project, command=f"lf-wrap train  (llamafactory-cli train {run.train_yaml})", hardware=hardware
     )
-    command = [str(engine.cli), "train", str(run.train_yaml)]
+    command = engine.command("train", run.train_yaml)
     p = TrainPlan(project, run, rendered, command, datasets, model_dir, engine, resume_from, overwrite)
     p.deepspeed = deepspeed
     p.hardware = hardware
+    p.start = start
     p.notes.extend(hardware_warnings(p))
     if project.config.deepspeed and not engine.has_module("deepspeed"):
         raise LfWrapError(
@@ -200,12 +206,16 @@ def plan(
             hint=f"{engine.python} -m pip install deepspeed   (it needs CUDA GPUs), or drop --deepspeed",
         )
     if template_check:
-        from lf_wrap.template_check import raise_if_harmful, training_options
+        from lf_wrap.template_check import data_shape, raise_if_harmful, training_options
 
-        probe = engine.probe(model_dir, project.config.template, options=training_options(project))
+        probe = engine.probe(
+            model_dir, project.config.template, options=training_options(project), data=data_shape(project)
+        )
         p.probe = probe
         check = probe["template_check"]
-        raise_if_harmful(check, model_dir)  # the verdict, the first difference and the verified fixes
+        check["serve_with"] = project.config.chat_template
+        # the verdict, the first difference and the verified fixes
+        raise_if_harmful(check, model_dir, project.config.chat_template)
         if check["verdict"] == "no_chat_template":
             p.notes.append(
                 f"warning: {model_dir} has no chat template; "
@@ -261,6 +271,7 @@ def cpu_estimate(p: TrainPlan) -> str | None:
     rows = len(lengths)
     mean = sum(lengths) / rows if rows else 0.0
     max_steps = int(v.get("max_steps") or -1)
+    seen: float  # rows seen in training
     if max_steps > 0:
         seen = max_steps * p.global_batch_size
         how = f"{max_steps} steps x {p.global_batch_size} rows x ~{mean:.0f} tokens"
@@ -295,17 +306,10 @@ def execute(p: TrainPlan, *, as_json: bool = False) -> dict[str, Any]:
     if p.deepspeed is not None:
         atomic_write(*p.deepspeed)
     env = {**p.engine.env(offline=True), **p.launch_env}
-    line = shell_line(p.command, p.launch_env)
-    click.echo(f"$ {line}", err=True)
+    step = RunStep(run, "train", p.command, run.train_log, env_changes=p.launch_env)
     probe = p.probe
-    started = now()
-    run.record(
-        "train",
+    step.start(
         {
-            "status": "running",
-            "started": started,
-            "ended": None,
-            "command": p.command,
             "cwd": str(run.root),
             "config_file": str(run.train_yaml),
             "config_sha256": sha256_file(run.train_yaml),
@@ -313,6 +317,8 @@ def execute(p: TrainPlan, *, as_json: bool = False) -> dict[str, Any]:
             "template": p.rendered.template,
             "model": {"path": str(p.model_dir), "config_sha256": sha256_file(p.model_dir / "config.json")},
             "datasets": p.datasets,
+            "stage": p.rendered.values.get("stage"),
+            "from_run": p.start.to_dict() if p.start else None,
             "thinking": training_thinking(
                 p.project.config.template, p.rendered.values, [Path(d["file"]) for d in p.datasets]
             ),
@@ -332,44 +338,45 @@ def execute(p: TrainPlan, *, as_json: bool = False) -> dict[str, Any]:
     offset = 0 if not p.resume_from else (log_path.stat().st_size if log_path.exists() else 0)
     state = {"offset": offset}
 
+    stage = str(p.rendered.values.get("stage"))
+    rewards = LogMetrics(run.train_log) if stage in PREFERENCE_STAGES else None  # DPO/KTO: rewards beside the loss
+
     def poll() -> None:
         entries, state["offset"] = read_trainer_log(log_path, state["offset"])
-        progress.update(entries)
+        progress.update(rewards.attach(entries) if rewards else entries)
 
     try:
-        outcome = run_logged(
-            p.command, run.train_log, env=env, cwd=run.root, on_poll=poll, header=f"# {started} $ {line}\n"
-        )
+        outcome = step.run(env, on_poll=poll)
+        if rewards:
+            progress.update(rewards.attach([], final=True))
     finally:
         progress.close()
-    final_loss = progress.last_loss
-    status = "interrupted" if outcome.interrupted else ("succeeded" if outcome.returncode == 0 else "failed")
-    record = {
-        "status": status,
-        "ended": now(),
-        "duration_s": round(outcome.duration_s, 2),
-        "exit_code": outcome.returncode,
-        "interrupted_by": outcome.interrupted,
-        "final_loss": final_loss,
-        "train_loss_avg": _average_loss(run),
-        "steps": (progress.last or {}).get("current_steps"),
-        "total_steps": (progress.last or {}).get("total_steps"),
-        "adapter": str(run.output) if (run.output / "adapter_config.json").exists() else None,
-    }
-    run.record("train", record)
-    if status == "interrupted":
-        raise Interrupted(
-            f"training interrupted ({outcome.interrupted}); the engine and its workers were stopped",
-            outcome.interrupted,
-            hint=f"continue with `lf-wrap train --resume` (from the last checkpoint); log: {run.train_log}",
-        )
-    if status == "failed":
-        raise ExternalError(
-            f"llamafactory-cli train failed (exit {outcome.returncode}). Last lines of {run.train_log}:\n"
-            + tail(run.train_log, 20),
-            hint=f"full log: {run.train_log}",
-        )
+    record = step.finish(
+        outcome,
+        {
+            "final_loss": progress.last_loss,
+            "final_eval_loss": progress.last_eval_loss,  # with a validation split (val_size / eval_dataset)
+            "validation": _validation(p.rendered.values),
+            "train_loss_avg": _average_loss(run),
+            "steps": (progress.last or {}).get("current_steps"),
+            "total_steps": (progress.last or {}).get("total_steps"),
+            "adapter": str(run.output) if (run.output / "adapter_config.json").exists() else None,
+            "preference": preference_summary(run.output, stage) if stage in PREFERENCE_STAGES else None,
+        },
+        what="training",
+        interrupted="; the engine and its workers were stopped",
+        resume="continue with `lf-wrap train --resume` (from the last checkpoint)",
+    )
     return {"run": str(run.root), **record}
+
+
+def _validation(values: dict[str, Any]) -> dict[str, Any] | None:
+    """The validation split the run evaluated on (None: none); `lf-wrap eval` answers its rows."""
+    val_size, eval_dataset = float(values.get("val_size") or 0), values.get("eval_dataset")
+    if val_size <= 0 and not eval_dataset:
+        return None
+    return {"val_size": val_size, "eval_dataset": eval_dataset, "eval_steps": values.get("eval_steps"),
+            "seed": values.get("seed")}  # fmt: skip
 
 
 def _average_loss(run: RunFolder) -> float | None:

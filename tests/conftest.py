@@ -14,6 +14,8 @@ from click.testing import CliRunner, Result
 
 from lf_wrap.cli import main
 
+from .browser import browser  # noqa: F401  (the headless-Chromium fixture, for every test module)
+
 REPO = Path(__file__).resolve().parent.parent
 DATASETS = REPO / "datasets"
 # The end-to-end tests train the demo with a seed drawn from those bench/demo_sweep.py

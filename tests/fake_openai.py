@@ -4,6 +4,9 @@ Serves GET /health, GET /v1/models, POST /v1/chat/completions (plain and streame
 on a free 127.0.0.1 port. Answers come from `answers` (last user message -> answer; else
 `default_answer`); an unknown model gets vLLM's 404; with `api_key` every route but
 /health needs `Authorization: Bearer KEY` (401 otherwise). `requests` records what came in.
+For streams: `reasoning` is sent first as vLLM's reasoning parser sends it (delta
+`reasoning`), `chunk_delay_s` paces the chunks, and `drop_after` N chunks ends the response
+there, as a server that dies mid-answer does (no finish_reason, no [DONE]).
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ class FakeOpenAI:
     default_answer: str = "Hello there."
     api_key: str | None = None
     finish_reason: str = "stop"
+    reasoning: str | None = None
+    chunk_delay_s: float = 0.0
+    drop_after: int | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""  # http://127.0.0.1:PORT, set once started
 
@@ -87,22 +93,33 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             words = text.split(" ")
             usage = {"prompt_tokens": 5, "completion_tokens": len(words), "total_tokens": 5 + len(words)}
             if not body.get("stream"):
-                choice = {"index": 0, "message": {"role": "assistant", "content": text},
-                          "finish_reason": fake.finish_reason}  # fmt: skip
+                message = {"role": "assistant", "content": text}
+                if fake.reasoning is not None:
+                    message["reasoning"] = fake.reasoning
+                choice = {"index": 0, "message": message, "finish_reason": fake.finish_reason}
                 self._send(200, {**base, "object": "chat.completion", "choices": [choice], "usage": usage})
                 return
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
             pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
-            for i, piece in enumerate(pieces):
-                finish = fake.finish_reason if i == len(pieces) - 1 else None
-                chunk = {**base, "object": "chat.completion.chunk",
-                         "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": finish}]}  # fmt: skip
-                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            self.wfile.write(b"data: [DONE]\n\n")
-            self.wfile.flush()
+            deltas = [{"reasoning": w if i == 0 else " " + w} for i, w in enumerate((fake.reasoning or "").split())]
+            deltas += [{"content": piece} for piece in pieces]
             self.close_connection = True
+            try:
+                for i, delta in enumerate(deltas):
+                    if fake.drop_after is not None and i >= fake.drop_after:
+                        return  # the connection closes here: no finish_reason, no [DONE]
+                    finish = fake.finish_reason if i == len(deltas) - 1 else None
+                    chunk = {**base, "object": "chat.completion.chunk",
+                             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                    time.sleep(fake.chunk_delay_s)
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):  # the client went away mid-answer
+                pass
 
     return Handler
 

@@ -89,6 +89,9 @@ def test_every_command_fails_with_a_message_and_exit_1_or_2_never_a_traceback(wo
         (("serve", "stop"), ["--run", "no-such-run"], {}, (), 2, "no detached server recorded in"),
         (("check",), ["--base-url", dead, "--no-golden"], {}, (), 1, f"cannot connect to {dead}/v1"),
         (("check",), ["--golden", "x", "--golden-file", "d.json"], {}, (), 2, "not both"),
+        (("chat",), ["--base-url", dead], {}, (), 1, f"cannot connect to {dead}/v1"),
+        (("eval",), ["--base-url", dead, "--tuned-url", dead, "--dataset", "d.json"], {}, (), 1, "cannot connect to"),
+        (("report",), ["--run", "no-such-run"], {}, (), 2, "no-such-run: no such run folder"),
     ]
     cases += [(path, ["--no-such-flag"], {}, (), 2, "No such option") for path in leaves(main)]
     assert {c[0] for c in cases if c[1] != ["--no-such-flag"]} == set(leaves(main)), "a command without a case"
@@ -270,7 +273,7 @@ def test_a_stopped_foreground_server_exits_128_plus_the_signal(tmp_path, sig, co
 def test_interrupted_train_and_export_raise_interrupted_with_the_signals_exit_code(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from lf_wrap import export, train
+    from lf_wrap import export, run_step, train
     from lf_wrap.distributed import Launch
     from lf_wrap.errors import ExternalError, Interrupted
     from lf_wrap.process import Outcome
@@ -278,7 +281,7 @@ def test_interrupted_train_and_export_raise_interrupted_with_the_signals_exit_co
 
     engine = SimpleNamespace(env=lambda offline: {}, cli="llamafactory-cli")
     rendered = SimpleNamespace(text="stage: sft\n", values={}, template="qwen")
-    monkeypatch.setattr(export, "run_logged", lambda *a, **k: Outcome(-15, "SIGTERM", 0.1))
+    monkeypatch.setattr(run_step, "run_logged", lambda *a, **k: Outcome(-15, "SIGTERM", 0.1))
     plan = export.ExportPlan(SimpleNamespace(), RunFolder(tmp_path / "export-run"), rendered,  # type: ignore[arg-type]
                              ["llamafactory-cli", "export"], engine, overwrite=False, full=False)  # type: ignore[arg-type]  # fmt: skip
     with pytest.raises(Interrupted) as stopped:
@@ -286,7 +289,7 @@ def test_interrupted_train_and_export_raise_interrupted_with_the_signals_exit_co
     assert stopped.value.exit_code == 143 and isinstance(stopped.value, ExternalError)
     assert RunFolder(tmp_path / "export-run").manifest()["export"]["status"] == "interrupted"
 
-    monkeypatch.setattr(train, "run_logged", lambda *a, **k: Outcome(-2, "SIGINT", 0.1))
+    monkeypatch.setattr(run_step, "run_logged", lambda *a, **k: Outcome(-2, "SIGINT", 0.1))
     project = SimpleNamespace(launch=Launch(), config=SimpleNamespace(template="qwen"))
     tplan = train.TrainPlan(project, RunFolder(tmp_path / "train-run"), rendered,  # type: ignore[arg-type]
                             ["llamafactory-cli", "train"], [], fake_model(tmp_path / "m"), engine)  # type: ignore[arg-type]  # fmt: skip

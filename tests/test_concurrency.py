@@ -38,6 +38,7 @@ def test_20_concurrent_registers_keep_every_entry(tmp_path):
     assert not list(d.glob(".*.tmp"))
 
 
+@pytest.mark.slow  # a 25 s stress run: the full tier (make test), not the edit loop
 def test_sigkill_at_random_moments_never_leaves_a_partial_file(tmp_path):
     d = tmp_path / "d"
     d.mkdir()

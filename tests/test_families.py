@@ -7,22 +7,23 @@
 What each family exercises, and what a user of the real model has to do (the same here):
 - qwen2.5: the demo itself.
 - qwen3: a thinking template: the answer comes behind an empty `<think>` block that vLLM's
-  qwen3 reasoning parser takes out. The template check refuses LLaMA-Factory's default
-  multi-turn encoding (it keeps empty think blocks in earlier turns, Qwen3's template drops
-  them) and proves `mask_history: true` agrees; the demo data is single-turn, so that setting
-  changes nothing it trains on. qwen3-nothink: the same model trained with
-  `enable_thinking: false` (the empty think block is part of the prompt), served with
-  `--default-chat-template-kwargs '{"enable_thinking": false}'`, answering without reasoning.
+  qwen3 reasoning parser takes out. LLaMA-Factory's default multi-turn encoding keeps empty
+  think blocks in earlier turns where Qwen3's template drops them; the demo data is
+  single-turn, so the template check shows that difference without counting it (a
+  multi-turn dataset would be refused, with `mask_history: true` as the proven fix).
+  qwen3-nothink: the same model trained with `enable_thinking: false` (the empty think block
+  is part of the prompt), served with `--default-chat-template-kwargs '{"enable_thinking":
+  false}'` — and the template check compares against exactly that serving.
 - deepseek-r1-distill: the real tokenizer_config.json's `LlamaTokenizerFast` makes `train`
-  refuse the model (transformers 5 drops the spaces); the test applies the printed fix. Same
-  earlier-turns refusal and fix as qwen3. Served with the training template: R1's generation
-  prompt ends with `<think>\n`, which cuts the "\n\n" token training put after `<think>`
-  (measured on this model: 39/56 golden answers with the model's template, 54/56 with the
-  training one).
-- llama3: a list of EOS ids, and a "Cutting Knowledge / Today Date" system block that the
-  model's template always writes and LLaMA-Factory's `llama3` template never trains (0/56
-  golden answers served that way): trained with --no-template-check, served with the
-  training template, as the template check's refusal says.
+  refuse the model (transformers 5 drops the spaces); the test applies the printed fix. R1's
+  generation prompt ends with `<think>\n`, which cuts the "\n\n" token training puts after
+  `<think>`: the same text, other token ids, so `train` refuses it (measured on this model:
+  39/56 golden answers served with the model's template, 54/56 with the training one) and
+  the test applies the printed fix, `chat_template: training`.
+- llama3: a list of EOS ids, and a "Cutting Knowledge / Today Date: <serving day>" system
+  block that the model's template always writes and LLaMA-Factory's `llama3` template never
+  trains (0/56 golden answers served that way). A default_system cannot match a date that
+  changes daily, so the refusal's fix is `chat_template: training`, applied here.
 
 num_train_epochs is lowered from the demo's value for time; every family still passes the
 golden check (52-56 of 56 answers measured at 40 epochs).
@@ -59,27 +60,24 @@ class Case:
     template: str  # the LLaMA-Factory template a user trains that family with
     parser: str | None = None  # the vLLM reasoning parser lf-wrap serves it with
     sets: tuple[str, ...] = ()  # training settings of this case
-    train_flags: tuple[str, ...] = ()
-    serve_flags: tuple[str, ...] = ()
+    refusal: str = ""  # without `sets`, `train` refuses the model's template and prints this fix
 
 
-# mask_history=true: the fix the template check proves for the thinking templates (module docstring).
+# The demo data is single-turn without system prompts: the template check counts only what
+# it trains (lf_wrap/data/shape.py), so thinking templates keeping empty think blocks in
+# earlier turns (Qwen3's and R1's own templates drop them) are shown, not refused.
 CASES = {
     "qwen2.5": Case("qwen2.5", "qwen"),
-    "qwen3": Case("qwen3", "qwen3", "qwen3", ("mask_history=true",)),
-    # TODO(template check): it compares the no-think training with the model's prompt *with thinking on*,
-    # although `lf-wrap serve` serves this run with enable_thinking=false by default (this test checks
-    # that), so it refuses a combination that agrees turn for turn; hence --no-template-check.
-    "qwen3-nothink": Case("qwen3", "qwen3", "qwen3", ("enable_thinking=false",), ("--no-template-check",)),
-    # TODO(template check): it calls R1's `<think>\n` boundary harmless although the token ids at the cut
-    # differ and the golden rate drops (39/56 with the model's template, 54/56 with the training one).
-    "deepseek-r1-distill": Case("deepseek-r1-distill", "deepseekr1", "deepseek_r1", ("mask_history=true",),
-                                serve_flags=("--chat-template", "training")),
-    # TODO(template check): it refuses llama3 because the model's template always writes the dated
-    # "Cutting Knowledge" system block; its own fix is serving with the training template, which this
-    # test does, and its refusal says to pass --no-template-check for that.
-    "llama3": Case("llama3", "llama3", train_flags=("--no-template-check",),
-                   serve_flags=("--chat-template", "training")),
+    "qwen3": Case("qwen3", "qwen3", "qwen3"),
+    # served with enable_thinking=false by default; the check compares against exactly that
+    "qwen3-nothink": Case("qwen3", "qwen3", "qwen3", ("enable_thinking=false",)),
+    # R1's prompt ends with "<think>\n", cutting the "\n\n" token training writes after <think>:
+    # refused (39/56 golden answers served that way), fixed by serving the training template
+    "deepseek-r1-distill": Case("deepseek-r1-distill", "deepseekr1", "deepseek_r1", ("chat_template=training",),
+                                refusal="--set chat_template=training"),
+    # Llama-3.1's template writes "Today Date: <the serving day>" into a system block LLaMA-Factory's
+    # llama3 never trains (0/56 served that way); no fixed default_system can match a daily date
+    "llama3": Case("llama3", "llama3", sets=("chat_template=training",), refusal="--set chat_template=training"),
 }  # fmt: skip
 
 
@@ -120,7 +118,12 @@ def test_family_is_trained_exported_served_and_answers_like_its_data(workspace: 
         assert refused.returncode == 2 and "drops every space" in refused.stderr, refused.stderr
         assert f'set "tokenizer_class": "PreTrainedTokenizerFast" in {tok_cfg}' in refused.stderr
         tok_cfg.write_text(tok_cfg.read_text().replace('"LlamaTokenizerFast"', '"PreTrainedTokenizerFast"'))
-    train = lfw(workspace, "train", *sets, "--set", f"num_train_epochs={EPOCHS}", *case.train_flags)
+    if case.refusal:  # what a user meets first: the refusal names the fix this case applies
+        plain = [x for s in settings if s not in case.sets for x in ("--set", s)]
+        refused = lfw(workspace, "train", *plain, "--dry-run")
+        assert refused.returncode == 2 and case.refusal in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+    train = lfw(workspace, "train", *sets, "--set", f"num_train_epochs={EPOCHS}")
     assert train.returncode == 0, train.stdout + train.stderr
     export = lfw(workspace, "export", *sets)
     assert export.returncode == 0, export.stdout + export.stderr
@@ -130,7 +133,7 @@ def test_family_is_trained_exported_served_and_answers_like_its_data(workspace: 
     thinking = manifest["train"]["thinking"]
     assert thinking["reasoning_parser"] == case.parser
 
-    serve = lfw(workspace, "serve", *sets, *case.serve_flags, "--detach", "--port", free_port(), "--timeout", 600)
+    serve = lfw(workspace, "serve", *sets, "--detach", "--port", free_port(), "--timeout", 600)
     try:
         assert serve.returncode == 0, serve.stdout + serve.stderr
         if case.parser:

@@ -190,3 +190,37 @@ def test_force_replaces_an_existing_project_file(run, workdir):
     result = run("init", "--model", "models/tiny-qwen2", "--dataset", DATASETS / "magic_conch.json", "--force")
     assert result.exit_code == 0, result.output
     assert yaml.safe_load((workdir / "lf-wrap.yaml").read_text())["template"] == "qwen"
+
+
+@pytest.mark.slow
+def test_init_proves_the_template_and_writes_the_fix_the_check_found(run, workdir, tiny_model):
+    """Qwen2's own template has "You are a helpful assistant." where LLaMA-Factory's `qwen` trains
+    Qwen2.5's system prompt: init picks `qwen` and writes the default_system the check proves."""
+    from .template_families import FAMILIES, build
+
+    model = build(FAMILIES["qwen2"], tiny_model, workdir / "models" / "qwen2")  # the tokenizer folder
+    for part in [*tiny_model.glob("*.safetensors"), tiny_model / "config.json"]:  # and the tiny weights
+        if not (model / part.name).exists():
+            shutil.copy(part, model / part.name)
+    result = run("init", "--model", model, "--dataset", DATASETS / "magic_conch.json")
+    assert result.exit_code == 0, result.output
+    text = (workdir / "lf-wrap.yaml").read_text()
+    config = yaml.safe_load(text)
+    assert config["template"] == "qwen"
+    assert config["train"]["default_system"] == "You are a helpful assistant."
+    assert "template check: differs_system_prompt, agrees with default_system='You are a helpful assistant.'" in text
+    assert "runner-up" in text
+    assert run("train", "--dry-run").exit_code == 0  # what init wrote passes the check
+
+
+@pytest.mark.slow
+def test_init_serves_with_the_training_template_when_no_setting_agrees(run, workdir, tiny_family):
+    """Llama-3.1's template writes the serving day's date: no default_system can match it."""
+    shutil.copytree(tiny_family("llama3"), workdir / "models" / "llama3")
+    result = run("init", "--model", "models/llama3", "--dataset", DATASETS / "magic_conch.json")
+    assert result.exit_code == 0, result.output
+    config = yaml.safe_load((workdir / "lf-wrap.yaml").read_text())
+    assert config["template"] == "llama3" and config["chat_template"] == "training"
+    dry = run("train", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "served with the training template (chat_template: training)" in dry.stderr

@@ -10,7 +10,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lf_wrap.defaults import export_defaults, train_defaults
+from lf_wrap.defaults import export_defaults, stage_defaults, train_defaults
 from lf_wrap.engines import schema
 from lf_wrap.errors import LfWrapError
 from lf_wrap.hardware import Hardware
@@ -38,16 +38,18 @@ def values_for(template: str) -> dict:
         needed = {k: REQUIRED[k] for k in ("model_name_or_path", "adapter_name_or_path", "template", "export_dir")}
         return {**{k: d.value for k, d in export_defaults().items()}, "finetuning_type": "lora", **needed}
     needed = {k: v for k, v in REQUIRED.items() if k in schema.arguments(group) and k != "adapter_name_or_path"}
-    method = name.split(".")[0].split("_")[1]
-    values = {k: d.value for k, d in {**train_defaults(method), **CPU.train_values()}.items()}
-    values.update(stage="sft", do_train=True, finetuning_type="full" if method == "full" else "lora")
+    stage, method = name.split(".")[0].split("_")
+    defaults = {**train_defaults(method), **stage_defaults(stage, method), **CPU.train_values()}
+    values = {k: d.value for k, d in defaults.items()}
+    values.update(stage=stage, do_train=True, finetuning_type="full" if method == "full" else "lora")
     if method != "full":
         values["lora_alpha"] = 2 * values["lora_rank"]
     return {**values, **needed}
 
 
 def test_the_expected_templates_exist():
-    assert TRAIN_TEMPLATES == ["train/sft_full.yaml.j2", "train/sft_lora.yaml.j2", "train/sft_qlora.yaml.j2"]
+    expected = [f"train/{s}_{m}.yaml.j2" for s in ("dpo", "kto", "sft") for m in ("full", "lora", "qlora")]
+    assert expected == TRAIN_TEMPLATES
     assert EXPORT_TEMPLATES == ["export/merge_lora.yaml.j2"]
 
 

@@ -163,6 +163,84 @@ def test_gemma2_refusing_a_system_prompt_is_named_and_harmless(checks):
     assert not plain["harmful"] and "where generation stops" in plain["note"]
 
 
+SINGLE_TURN = {"with_system": False, "multi_turn": False}  # the demo data's shape (lf_wrap/data/shape.py)
+
+
+@pytest.fixture(scope="module")
+def shaped(
+    engine: LlamaFactory, families: dict[str, Path], tiny_family, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, dict[str, Any]]:
+    """Checks that depend on the data, the serving kwargs or the tokenizer: one probe run.
+
+    The look-alikes (`model tiny --family`) have BPE merges like the real models' ("\n\n" is
+    one token), which the fixture tokenizer lacks."""
+    jobs = {
+        "qwen3-single-turn": {"model_dir": str(families["qwen3"]), "template": "qwen3", "data": SINGLE_TURN},
+        "qwen3-no-think": {"model_dir": str(families["qwen3"]), "template": "qwen3",
+                           "options": {"enable_thinking": False}},
+        "llama3.1-single-turn": {"model_dir": str(families["llama3.1"]), "template": "llama3", "data": SINGLE_TURN},
+        "r1-lookalike": {"model_dir": str(tiny_family("deepseek-r1-distill")), "template": "deepseekr1",
+                         "data": SINGLE_TURN},
+        "llama3-lookalike": {"model_dir": str(tiny_family("llama3")), "template": "llama3", "data": SINGLE_TURN},
+    }  # fmt: skip
+    r1 = tmp_path_factory.mktemp("r1") / "tiny-r1"  # with the fix `train` asks for (test_families.py)
+    shutil.copytree(tiny_family("deepseek-r1-distill"), r1)
+    config = r1 / "tokenizer_config.json"
+    config.write_text(config.read_text().replace('"LlamaTokenizerFast"', '"PreTrainedTokenizerFast"'))
+    jobs["r1-lookalike"]["model_dir"] = str(r1)
+    results = engine.probe_jobs([{"fixes": True, **job} for job in jobs.values()])["results"]
+    return dict(zip(jobs, results, strict=True))
+
+
+def test_differences_in_conversations_the_data_never_trains_are_shown_not_counted(shaped):
+    check = shaped["qwen3-single-turn"]  # harmful for multi-turn data (see EXPECTED), not for single-turn
+    assert (check["verdict"], check["harmful"]) == ("differs_earlier_turns", False)
+    plain = next(c for c in check["conversations"] if c["name"] == "no_system")
+    assert plain["turn"] == 2 and "not counted: your data is single-turn" in plain["note"]
+    system = next(c for c in check["conversations"] if c["name"] == "system")
+    assert system["not_counted"] == "your data has no system prompts"
+    assert check["data"] == SINGLE_TURN
+
+
+def test_llama31_date_block_is_fixed_by_default_system_when_the_data_has_no_system_prompts(shaped):
+    check = shaped["llama3.1-single-turn"]
+    assert (check["verdict"], check["harmful"]) == ("differs_system_prompt", True)
+    value = "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n"  # the fixture's fixed date
+    assert {"template": "llama3", "default_system": value} in [f["settings"] for f in offered(check)]
+
+
+def test_a_date_of_the_serving_day_is_never_offered_as_default_system(shaped):
+    """The look-alike writes strftime_now's date, as Llama-3.1's real template does under vLLM."""
+    check = shaped["llama3-lookalike"]
+    assert check["harmful"] and check["verdict"] == "differs_system_prompt"
+    assert not [f for f in check["fixes"] if f["works"] and f["kind"] == "settings"]
+    assert "writes today's date into the system prompt" in check["note"]
+    assert [f["kind"] for f in check["fixes"] if f["works"]] == ["serve_training_template"]
+
+
+def test_r1_think_tag_cutting_a_token_is_harmful_although_the_text_is_the_same(shaped):
+    check = shaped["r1-lookalike"]
+    assert (check["verdict"], check["harmful"]) == ("differs_prompt", True)
+    plain = next(c for c in check["conversations"] if c["name"] == "no_system")
+    assert plain["turn"] == 1 and plain["region"] == "turn boundary"
+    assert "'<think>\\n'" in plain["where"] and "cut inside a token" in plain["where"]
+    assert plain["training"]["ids"] != plain["serving"]["ids"]
+    assert [f["kind"] for f in check["fixes"] if f["works"]] == ["serve_training_template"]
+    assert check["training_jinja_verdict"] == "agree"
+
+
+def test_a_no_think_training_is_compared_with_the_no_think_serving(shaped):
+    check = shaped["qwen3-no-think"]
+    plain = next(c for c in check["conversations"] if c["name"] == "no_system")
+    assert plain["title"].endswith("served with enable_thinking=false")
+    assert plain["turn"] == 2  # turn 1 agrees: both write the empty think block into the prompt
+    on = next(c for c in check["conversations"] if c["name"] == "thinking_on")
+    assert on["informational"] and not on["harmful"]
+    assert {"template": "qwen3", "enable_thinking": False, "mask_history": True} in [
+        f["settings"] for f in offered(check)
+    ]
+
+
 def test_every_offered_fix_makes_the_comparison_pass_when_applied(fixed):
     assert len(fixed) >= 15
     failed = [(family, how, r["verdict"]) for family, how, r in fixed if r["harmful"] or r["verdict"] not in HARMLESS]
@@ -181,7 +259,7 @@ def test_template_check_prints_each_conversation_the_difference_and_the_fixes(ru
     assert "serving  …'<|im_start|>system\\nYou are' ┃ ' a helpful assistant.<|im_end|>" in out
     assert "token ids  training" in out
     assert "--set default_system='You are a helpful assistant.' -> agree" in out
-    assert "lf-wrap serve --chat-template training" in out
+    assert "serve with the training template: --set chat_template=training" in out
     assert "Traceback" not in result.output
 
 

@@ -89,21 +89,15 @@ def test_cli_builds_once_and_keeps_an_existing_model(run, tmp_path):
 # What the real checkpoints' config.json / generation_config.json / tokenizer_config.json say,
 # by token (the tiny ids differ): Qwen/Qwen3-0.6B, deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B,
 # meta-llama/Llama-3.2-1B-Instruct, Qwen/Qwen2.5-0.5B-Instruct.
+QWEN_TOKENS = {  # Qwen2.5 and Qwen3 lay their tokens out alike
+    "config": {"bos_token_id": "<|endoftext|>", "eos_token_id": "<|im_end|>"},
+    "generation": {"bos_token_id": "<|endoftext|>", "eos_token_id": ["<|im_end|>", "<|endoftext|>"],
+                   "pad_token_id": "<|endoftext|>"},
+    "tokenizer": {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"},
+}  # fmt: skip
 REAL_LAYOUT = {
-    "qwen2.5": {
-        "architecture": "Qwen2ForCausalLM",
-        "config": {"bos_token_id": "<|endoftext|>", "eos_token_id": "<|im_end|>"},
-        "generation": {"bos_token_id": "<|endoftext|>", "eos_token_id": ["<|im_end|>", "<|endoftext|>"],
-                       "pad_token_id": "<|endoftext|>"},
-        "tokenizer": {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"},
-    },
-    "qwen3": {
-        "architecture": "Qwen3ForCausalLM",
-        "config": {"bos_token_id": "<|endoftext|>", "eos_token_id": "<|im_end|>"},
-        "generation": {"bos_token_id": "<|endoftext|>", "eos_token_id": ["<|im_end|>", "<|endoftext|>"],
-                       "pad_token_id": "<|endoftext|>"},
-        "tokenizer": {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"},
-    },
+    "qwen2.5": {"architecture": "Qwen2ForCausalLM", **QWEN_TOKENS},
+    "qwen3": {"architecture": "Qwen3ForCausalLM", **QWEN_TOKENS},
     "deepseek-r1-distill": {
         "architecture": "Qwen2ForCausalLM",
         "config": {"bos_token_id": "<｜end▁of▁sentence｜>", "eos_token_id": "<｜end▁of▁sentence｜>"},

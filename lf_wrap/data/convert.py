@@ -23,6 +23,8 @@ from lf_wrap.files import atomic_write
 
 TARGETS = ("alpaca", "sharegpt", "openai")
 ROLE_NAMES = ("user", "assistant", "observation", "function", "system")
+# How a turn speaks in an OpenAI chat request: tool output as the user, a function call as the assistant.
+CHAT_ROLES = {"user": "user", "assistant": "assistant", "observation": "user", "function": "assistant"}
 
 
 @dataclass
@@ -36,6 +38,11 @@ class Conversation:
     @property
     def ranking(self) -> bool:
         return self.chosen is not None
+
+    def chat_messages(self, turns: list[tuple[str, str]] | None = None) -> list[dict[str, str]]:
+        """The system prompt and `turns` (default: all of them) as OpenAI chat messages (CHAT_ROLES)."""
+        msgs = [{"role": "system", "content": self.system}] if self.system else []
+        return msgs + [{"role": CHAT_ROLES[r], "content": c} for r, c in (self.turns if turns is None else turns)]
 
 
 def to_conversation(row: dict[str, Any], spec: Spec) -> Conversation:

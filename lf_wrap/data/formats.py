@@ -15,8 +15,8 @@ from typing import Any, Literal
 from lf_wrap.errors import LfWrapError
 
 Formatting = Literal["alpaca", "sharegpt", "openai"]
-FORMATS = ("alpaca", "sharegpt", "openai", "preference")
-FormatName = Literal["alpaca", "sharegpt", "openai", "preference"]
+FORMATS = ("alpaca", "sharegpt", "openai", "preference", "kto")
+FormatName = Literal["alpaca", "sharegpt", "openai", "preference", "kto"]
 Style = Literal["alpaca", "sharegpt", "openai"]
 
 COLUMN_NAMES = (
@@ -132,8 +132,13 @@ def base_entry(fmt: FormatName, *, style: Style = "alpaca") -> dict[str, Any]:
 
     `style` only matters for "preference": pairs in alpaca style (instruction + chosen +
     rejected strings), sharegpt style or OpenAI style (a conversation + chosen/rejected
-    message objects).
+    message objects); and for "kto": rows of any of the three styles with a boolean
+    `kto_tag` (true: a good answer, false: a bad one), for LLaMA-Factory's `stage: kto`.
     """
+    if fmt == "kto":
+        kto = base_entry("openai" if style == "openai" else "sharegpt" if style == "sharegpt" else "alpaca")
+        kto["columns"]["kto_tag"] = "kto_tag"
+        return kto
     if fmt == "alpaca":
         return {"columns": {"prompt": "instruction", "query": "input", "response": "output",
                             "system": "system", "history": "history"}}  # fmt: skip
@@ -165,6 +170,9 @@ def detect_format(row: Any) -> tuple[FormatName, Style] | None:
     if not isinstance(row, dict):
         return None
     pair = "chosen" in row and "rejected" in row
+    if "kto_tag" in row and not pair:
+        style: Style = "openai" if "messages" in row else "sharegpt" if "conversations" in row else "alpaca"
+        return "kto", style
     if "messages" in row:
         return ("preference", "openai") if pair else ("openai", "openai")
     if "conversations" in row:

@@ -63,8 +63,7 @@ class DatasetFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.kind: Literal["array", "jsonl"] = self._sniff()
-        self._array_lines: list[int] | None = None
-        self._array: list[Any] | None = None
+        self._array_lines: list[int] | None = None  # each row's line, scanned when an error needs one
 
     # -- file-level checks -------------------------------------------------------
     def _sniff(self) -> Literal["array", "jsonl"]:
@@ -159,7 +158,6 @@ class DatasetFile:
             self._raise_array_error(raw)
         if not isinstance(data, list):  # pragma: no cover - sniffing saw "["
             raise DatasetFileError(f"{self.path}: top level must be a list of rows")
-        self._array = data
         for i, value in enumerate(data):
             yield Row(i, value)
 

@@ -11,13 +11,7 @@ from typing import Any
 from lf_wrap.data.convert import Conversation, iter_conversations
 from lf_wrap.data.validate import Report, validate_file
 from lf_wrap.errors import LfWrapError, require
-
-
-def _percentile(sorted_values: list[int], q: float) -> int:
-    if not sorted_values:
-        return 0
-    k = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[k]
+from lf_wrap.percentiles import percentile
 
 
 @dataclass
@@ -44,8 +38,8 @@ class Stats:
             "unit": self.unit,
             "length": {
                 "min": s[0] if s else 0,
-                "p50": _percentile(s, 0.5),
-                "p95": _percentile(s, 0.95),
+                "p50": percentile(s, 0.5),
+                "p95": percentile(s, 0.95),
                 "max": s[-1] if s else 0,
             },
             "cutoff_len": self.cutoff_len,
@@ -54,9 +48,7 @@ class Stats:
 
 
 def _messages(conv: Conversation) -> list[dict[str, str]]:
-    roles = {"user": "user", "assistant": "assistant", "observation": "user", "function": "assistant"}
-    msgs = [{"role": "system", "content": conv.system}] if conv.system else []
-    msgs += [{"role": roles[r], "content": c} for r, c in conv.turns]
+    msgs = conv.chat_messages()
     if conv.ranking:
         msgs.append({"role": "assistant", "content": max(conv.chosen or "", conv.rejected or "", key=len)})
     return msgs
@@ -72,13 +64,7 @@ def compute(path: Path, fmt: str = "auto", tokenizer_dir: Path | None = None, cu
     if tokenizer_dir is not None:
         tokenizer = load_tokenizer(tokenizer_dir)
     stats = Stats(report=report, unit="tokens" if tokenizer else "characters", cutoff_len=cutoff_len)
-    for conv in iter_conversations(path, report):
-        msgs = _messages(conv)
-        if tokenizer is None:
-            stats.lengths.append(sum(len(m["content"]) for m in msgs))
-        else:
-            ids = tokenizer.apply_chat_template(msgs, tokenize=True, return_dict=False)
-            stats.lengths.append(len(ids))
+    stats.lengths = char_lengths(path, report) if tokenizer is None else token_lengths(path, report, tokenizer)
     return stats
 
 
@@ -100,7 +86,7 @@ def suggest_cutoff_len(lengths: list[int], max_positions: int | None = None, mul
     `multiple` (so 99% of rows are trained whole and no memory goes to padding room the
     data never uses), capped at the model's max_position_embeddings. Returns (value, why)."""
     s = sorted(lengths)
-    p99 = _percentile(s, 0.99)
+    p99 = percentile(s, 0.99)
     value = max(multiple, math.ceil(p99 / multiple) * multiple)
     why = f"p99 of {len(s)} rows is {p99} tokens (model's tokenizer + chat template), rounded up to x{multiple}"
     if max_positions and value > max_positions:

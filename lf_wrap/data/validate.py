@@ -128,18 +128,16 @@ def _type_name(value: Any) -> str:
     )
 
 
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
 class RowChecker:
     """Checks one row against a Spec; yields (path, message, hint, severity)."""
 
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
         # Column names resolved once: this runs for every row of files with millions of rows.
-        for name, key in spec.columns.items():
-            setattr(self, f"col_{name}", key)
+        col = spec.col
+        self.col_prompt, self.col_query, self.col_response = col("prompt"), col("query"), col("response")
+        self.col_history, self.col_messages, self.col_kto_tag = col("history"), col("messages"), col("kto_tag")
+        self.col_system, self.col_tools = col("system"), col("tools")
         t = spec.tags
         self.user_roles = tuple(x for x in (t["user_tag"], t["observation_tag"]) if x)
         self.assistant_roles = tuple(x for x in (t["assistant_tag"], t["function_tag"]) if x)
@@ -178,12 +176,12 @@ class RowChecker:
         spec = self.spec
         pcol, qcol = self.col_prompt, self.col_query
         has_prompt = False
-        for col in (pcol, qcol):
-            value = row.get(col) if col else None
+        for key in (c for c in (pcol, qcol) if c):
+            value = row.get(key)
             if value is None:
                 continue
             if not isinstance(value, str):
-                yield col, f"must be a string, got {_type_name(value)}", f'write "{col}" as a JSON string', "error"
+                yield key, f"must be a string, got {_type_name(value)}", f'write "{key}" as a JSON string', "error"
             elif not has_prompt and value.strip():
                 has_prompt = True
         if not has_prompt and (pcol or qcol):
@@ -205,7 +203,9 @@ class RowChecker:
                     yield "", f"the dataset entry maps no {name!r} column", f'add "columns": {{"{name}": …}}', "error"
                     continue
                 yield from self._answer(row, col, f"the {name} answer")
-        elif self.col_kto_tag and isinstance(row.get(self.col_kto_tag or ""), bool):
+            yield from self._same_pair(row.get(spec.col("chosen") or ""), row.get(spec.col("rejected") or ""))
+        elif self.col_kto_tag:
+            yield from self._kto_tag(row)
             col = self.col_response
             if col:
                 yield from self._answer(row, col, "the answer")
@@ -237,6 +237,36 @@ class RowChecker:
                         )
                     elif any(not x.strip() for x in pair):
                         yield f"{hcol}[{i}]", "has an empty question or answer", "fill it in or drop the turn", "error"
+
+    def _same_pair(self, chosen: Any, rejected: Any) -> Iterator[tuple[str, str, str, Severity]]:
+        """A pair whose two answers are the same text teaches preference training nothing."""
+        ctag = self.spec.tag("content_tag") or ""
+        first, second = (v.get(ctag) if isinstance(v, dict) else v for v in (chosen, rejected))
+        if isinstance(first, str) and isinstance(second, str) and first.strip() and first.strip() == second.strip():
+            col = self.spec.col("rejected") or "rejected"
+            yield (
+                col,
+                "the rejected answer is the same as the chosen one",
+                "preference training learns from the difference: write the worse answer here, or drop the row",
+                "error",
+            )
+
+    def _kto_tag(self, row: dict[str, Any]) -> Iterator[tuple[str, str, str, Severity]]:
+        """KTO rows: LLaMA-Factory reads a row as KTO feedback only when its tag is a JSON boolean
+        (converter.py); any other row is dropped by its KTO processor without a word."""
+        col = self.col_kto_tag or ""
+        value = row.get(col)
+        if col not in row or value is None:
+            fix = f'say whether the answer is good: "{col}": true, or bad: false'
+            yield col, "missing (the KTO label)", fix, "error"
+        elif not isinstance(value, bool):
+            yield (
+                col,
+                f"must be true or false (a JSON boolean), got {_type_name(value)} {value!r}",
+                f'write "{col}": true for a good answer, false for a bad one (no quotes); '
+                "LLaMA-Factory drops rows whose tag is anything else",
+                "error",
+            )
 
     @staticmethod
     def _answer(row: dict[str, Any], col: str, what: str) -> Iterator[tuple[str, str, str, Severity]]:
@@ -413,6 +443,9 @@ class RowChecker:
                     )
                 elif not isinstance(value.get(ctag), str) or not value[ctag].strip():
                     yield f"{col}.{ctag}", "empty or not a string", "fill in the answer", "error"
+            yield from self._same_pair(row.get(spec.col("chosen") or ""), row.get(spec.col("rejected") or ""))
+        elif self.col_kto_tag:
+            yield from self._kto_tag(row)
 
 
 def validate_rows(
@@ -429,6 +462,7 @@ def validate_rows(
     unknown_first: dict[str, Issue] = {}
     unknown_count: dict[str, int] = {}
     duplicates = DuplicateFinder()
+    kto_col, kto_tags = spec.col("kto_tag"), {True: 0, False: 0}  # KTO: good and bad answers counted
     for row in rows:
         report.rows += 1
         if isinstance(row, BadRow):
@@ -440,6 +474,8 @@ def validate_rows(
             report.add(Issue(severity, row.index, path, message, hint, line=source.line_of(row)))
         if not isinstance(value, dict):
             continue
+        if kto_col and isinstance(value.get(kto_col), bool):
+            kto_tags[value[kto_col]] += 1
         if report.keys_seen.issuperset(value) and known.issuperset(value):
             new_keys: Iterable[str] = ()
         else:
@@ -472,6 +508,13 @@ def validate_rows(
             issue.message += f" (in {unknown_count[key]} rows)"
     if report.rows == 0:
         report.add(Issue("error", None, "", "no rows", "add at least one row", line=1))
+    elif kto_col and sum(kto_tags.values()) and not all(kto_tags.values()):
+        only = "true (good answers)" if kto_tags[True] else "false (bad answers)"
+        report.add(Issue(
+            "warning", None, kto_col, f"every row's {kto_col} is {only}",
+            "KTO learns by contrasting good and bad answers: add rows of the other kind "
+            "(LLaMA-Factory only warns: 'Your dataset only has one preference type')",
+        ))  # fmt: skip
     return report
 
 
@@ -495,12 +538,12 @@ def resolve_format(head: list[Row | BadRow], fmt: str, display: str) -> tuple[Fo
             keys = ", ".join(sorted(first)) if isinstance(first, dict) else "no object rows"
             raise LfWrapError(
                 f"{display}: cannot tell the dataset format from its first row (keys: {keys})",
-                hint="pass --format alpaca|sharegpt|openai|preference",
+                hint="pass --format alpaca|sharegpt|openai|preference|kto",
             )
         name, style = detected
     else:
         name = fmt  # type: ignore[assignment]
-        style = detected[1] if detected and name == "preference" else "alpaca"
+        style = detected[1] if detected and name in ("preference", "kto") else "alpaca"
     return name, spec_for_format(name, style=style)
 
 

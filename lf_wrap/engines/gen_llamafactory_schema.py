@@ -12,6 +12,7 @@ suggest the right key in milliseconds, without importing LLaMA-Factory.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import sys
 import typing
@@ -33,7 +34,7 @@ def _describe(tp: Any) -> dict[str, Any]:
         return inner
     if tp in (int, float, bool, str):
         return {"type": tp.__name__, "nullable": nullable}
-    if isinstance(tp, type) and issubclass(tp, __import__("enum").Enum):
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return {"type": "choice", "choices": [m.value for m in tp]}
     return {"type": "any", "nullable": nullable}
 
@@ -41,9 +42,9 @@ def _describe(tp: Any) -> dict[str, Any]:
 def _default(f: dataclasses.Field) -> Any:
     if f.default is not dataclasses.MISSING:
         value = f.default
-    elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+    elif f.default_factory is not dataclasses.MISSING:
         try:
-            value = f.default_factory()  # type: ignore[misc]
+            value = f.default_factory()
         except Exception:
             return None
     else:

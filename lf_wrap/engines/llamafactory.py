@@ -89,6 +89,7 @@ class LlamaFactory:
         timeout_s: float = 300.0,
         cache: bool = True,
         options: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Versions + the template check (see llamafactory_probe.py), computed by LLaMA-Factory's own code.
 
@@ -98,28 +99,63 @@ class LlamaFactory:
         remembered under cache_dir(), keyed by everything its answer depends on: the probe's
         code, the template name and options, every non-weight file of the model folder and the
         list of packages installed in the training environment. A harmful one is never cached.
+        `data` is the dataset's shape ({"with_system", "multi_turn"}, lf_wrap/data/shape.py): a
+        difference in a kind of conversation the data never trains is shown but not counted.
         """
         options = dict(options or {})
-        key = self._probe_key(model_dir, template, options) if cache else None
+        key = (
+            self._probe_key(model_dir, template, {**options, "__data__": data} if data else options) if cache else None
+        )
         cached = probe_cache_path(key) if key else None
         if cached is not None and cached.exists():
             with contextlib.suppress(OSError, ValueError, KeyError, TypeError):  # unreadable: check again
                 result = json.loads(cached.read_text(encoding="utf-8"))
                 result["template_check"]["cached"] = True
                 return result
-        args = [str(model_dir), template] + ([json.dumps(options)] if options else [])
-        result = self._run_probe(args, None, timeout_s)
-        check = result.get("template_check", {})
+        job = {"model_dir": str(model_dir), "template": template, "options": options, "data": data or {}}
+        result = self._run_probe(["--jobs"], json.dumps([job]), timeout_s)
+        result["template_check"] = check = result.pop("results")[0]
         if cached is not None and check.get("verdict") and not check.get("harmful", True):
             with contextlib.suppress(OSError):
                 atomic_write(cached, json.dumps(result, ensure_ascii=False))
         return result
 
-    def probe_jobs(self, jobs: list[dict[str, Any]], timeout_s: float = 600.0) -> dict[str, Any]:
+    def probe_jobs(self, jobs: list[dict[str, Any]], timeout_s: float = 600.0, cache: bool = False) -> dict[str, Any]:
         """Several template checks in one LLaMA-Factory import: {"versions", "results": [...]}.
 
-        A job: {"model_dir", "template", "options": {}, "fixes": bool, "chat_template": str | None}."""
-        return self._run_probe(["--jobs"], json.dumps(jobs), timeout_s)
+        A job: {"model_dir", "template", "options": {}, "fixes": bool, "chat_template": str | None,
+        "data": {"with_system": bool, "multi_turn": bool}}. With `cache`, answers are remembered
+        as `probe` remembers them (the same keys), harmful ones too: only the missing run."""
+        if not cache:
+            return self._run_probe(["--jobs"], json.dumps(jobs), timeout_s)
+        paths: list[Path | None] = []
+        for job in jobs:
+            cacheable = job.get("fixes", True) and not job.get("chat_template")
+            options, data = dict(job.get("options") or {}), job.get("data") or None
+            key = self._probe_key(
+                Path(job["model_dir"]), job["template"], {**options, "__data__": data} if data else options
+            )
+            paths.append(probe_cache_path(key) if cacheable and key else None)
+        results: list[dict[str, Any] | None] = [None] * len(jobs)
+        versions = None
+        for i, path in enumerate(paths):
+            if path is not None and path.exists():
+                with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                    stored = json.loads(path.read_text(encoding="utf-8"))
+                    results[i], versions = {**stored["template_check"], "cached": True}, stored.get("versions")
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:
+            out = self._run_probe(["--jobs"], json.dumps([jobs[i] for i in missing]), timeout_s)
+            versions = out.get("versions")
+            for i, result in zip(missing, out["results"], strict=True):
+                results[i] = result
+                path = paths[i]
+                if path is not None and result.get("verdict") and not result.get("dated_system"):
+                    with contextlib.suppress(OSError):
+                        atomic_write(
+                            path, json.dumps({"versions": versions, "template_check": result}, ensure_ascii=False)
+                        )
+        return {"versions": versions, "results": results}
 
     def _probe_key(self, model_dir: Path, template: str, options: dict[str, Any] | None = None) -> str | None:
         packages = sorted(p.name for p in self.python.parent.parent.glob("lib/python*/site-packages/*.dist-info"))

@@ -15,8 +15,10 @@ template — and keeps those that the same comparison proves right.
 
 OPTIONS_JSON (and a job's "options") holds LLaMA-Factory data arguments that change what is
 trained on: default_system, enable_thinking, mask_history, preserve_thinking.
-A job: {"model_dir", "template", "options": {}, "fixes": true, "chat_template": null}; a
-"chat_template" text replaces the model's template on the serving side (to verify one).
+A job: {"model_dir", "template", "options": {}, "fixes": true, "chat_template": null, "data": {}}; a
+"chat_template" text replaces the model's template on the serving side (to verify one);
+"data" ({"with_system": false, "multi_turn": false}) says which kinds of conversation the
+dataset trains: a difference only in the others is shown, not counted.
 """
 
 from __future__ import annotations
@@ -114,7 +116,9 @@ class Trained:
         self.stop_ids = {self.tokenizer.eos_token_id, *model.generation_eos} - {None}
 
     def decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        text = self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        assert isinstance(text, str)  # one sequence of ids: one string
+        return text
 
     def encode(self, messages: list[dict[str, str]], system: str | None) -> tuple[list[int], list[int], list[int]]:
         """Training ids of a conversation, and where each prompt ends and each answer ends."""
@@ -167,9 +171,11 @@ class Trained:
 
 
 def _render(trained: Trained, template: str, messages: list[dict[str, str]], gen: bool, kwargs: dict[str, Any]) -> str:
-    return trained.tokenizer.apply_chat_template(
+    text = trained.tokenizer.apply_chat_template(
         messages, chat_template=template, tokenize=False, add_generation_prompt=gen, **kwargs
     )
+    assert isinstance(text, str)  # tokenize=False: the rendered text
+    return text
 
 
 def _window(trained: Trained, ids: list[int], at: int) -> dict[str, Any]:
@@ -204,29 +210,46 @@ def _region(at: int, prompt_ends: list[int], answer_ends: list[int]) -> str:
     return "turn 2 answer"
 
 
-def conversations(serving: str) -> list[dict[str, Any]]:
+def serving_kwargs(trained: Trained) -> dict[str, Any]:
+    """The chat-template kwargs the run is served with (lf_wrap/thinking.py): a reasoning
+    template trained with enable_thinking=false is served with thinking off by default."""
+    return {"enable_thinking": False} if trained.reasoning and not trained.template.enable_thinking else {}
+
+
+def conversations(serving: str, kwargs: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The conversations compared, rendered with the kwargs the run is served with; for a
+    template that knows `enable_thinking`, the other setting too (informational: a client can
+    switch it per request)."""
+    kwargs = dict(kwargs or {})
     turns = [
         {"role": "user", "content": U1},
         {"role": "assistant", "content": A1},
         {"role": "user", "content": U2},
         {"role": "assistant", "content": A2},
     ]
-    convs = [
-        {"name": "no_system", "title": "two turns, no system prompt", "system": None, "kwargs": {}},
-        {"name": "system", "title": f"two turns, system prompt {SYSTEM!r}", "system": SYSTEM, "kwargs": {}},
-    ]
+    served = ", served with enable_thinking=false" if kwargs.get("enable_thinking") is False else ""
+    convs: list[dict[str, Any]] = [
+        {"name": "no_system", "title": f"two turns, no system prompt{served}", "system": None, "kwargs": kwargs},
+        {"name": "system", "title": f"two turns, system prompt {SYSTEM!r}{served}", "system": SYSTEM,
+         "kwargs": kwargs},
+    ]  # fmt: skip
     if "enable_thinking" in serving:
+        flip = kwargs.get("enable_thinking") is False
         convs.append(
             {
-                "name": "thinking_off",
-                "title": "two turns, no system prompt, served with enable_thinking=false",
+                "name": "thinking_on" if flip else "thinking_off",
+                "title": "two turns, no system prompt, served with enable_thinking="
+                + ("true (if a client asks for thinking)" if flip else "false"),
                 "system": None,
-                "kwargs": {"enable_thinking": False},
+                "kwargs": {**kwargs, "enable_thinking": flip},
                 "informational": True,
             }
         )
     for conv in convs:
         conv["turns"] = turns
+        conv["single_turn"] = DATA.get("multi_turn") is False
+        if conv["name"] == "system" and DATA.get("with_system") is False:
+            conv["not_counted"] = "your data has no system prompts"
     return convs
 
 
@@ -242,8 +265,23 @@ def _prompt_finding(trained: Trained, turn: int, served: list[int], ids: list[in
     train_text, served_text = trained.decode(ids), trained.decode(served)
     cut, answer_cut = len(trained.decode(ids[:end])), len(trained.decode(ids[:answer_end]))
     if train_text.startswith(served_text) and cut < len(served_text) <= answer_cut:
-        return {"verdict": "same_stream_different_boundary", "turn": turn + 1, "cut": (served, end), **window,
-                "note": f"turn {turn + 1}: the text agrees, the token ids at the cut differ"}  # fmt: skip
+        # The same text, cut inside a token training wrote as one (DeepSeek-R1's prompt ends with
+        # "<think>\n", training wrote "<think>" then "\n\n"): the served model continues from a
+        # token sequence it never saw (measured on the look-alike: 39/56 golden answers vs 54/56).
+        at = _first_diff(served, ids)
+        extra = served_text[cut:]
+        return {
+            "verdict": "differs_prompt",
+            "harmful": True,
+            "turn": turn + 1,
+            "index": at,
+            "region": "turn boundary",
+            "where": f"turn {turn + 1}: the model's prompt ends with {extra!r}, text LLaMA-Factory trains as part "
+            f"of the answer, but cut inside a token: the same text, different token ids from token {at}",
+            "note": "the served model would continue from token ids it never saw in training",
+            "training": _window(trained, ids, at),
+            "serving": _window(trained, served, at),
+        }
     at = _first_diff(served, ids)
     region = _region(at, prompt_ends, answer_ends) if at < len(ids) else "after the conversation"
     if at >= len(served):
@@ -315,9 +353,11 @@ def compare(trained: Trained, serving: str, conv: dict[str, Any]) -> dict[str, A
     messages = ([{"role": "system", "content": system}] if system else []) + turns
     offset = 1 if system else 0
     out: dict[str, Any] = {"name": conv["name"], "title": conv["title"], "harmful": False}
-    informational = bool(conv.get("informational"))
+    informational = bool(conv.get("informational") or conv.get("not_counted"))
     if informational:
         out["informational"] = True
+    if conv.get("not_counted"):
+        out["not_counted"] = conv["not_counted"]
     try:
         renders = [_render(trained, serving, messages[: offset + 2 * k + 1], True, conv["kwargs"]) for k in (0, 1)]
         full = _render(trained, serving, messages, False, conv["kwargs"])
@@ -329,6 +369,12 @@ def compare(trained: Trained, serving: str, conv: dict[str, Any]) -> dict[str, A
         ids, prompt_ends, answer_ends = trained.encode(turns[: 2 * turn + 2], system)
         served = trained.tokenizer.encode(text, add_special_tokens=False)
         found = _prompt_finding(trained, turn, served, ids, prompt_ends, answer_ends)
+        if found and turn > 0 and conv.get("single_turn") and found.get("harmful"):
+            # the data never trains a second turn: what the model learned is not at stake here
+            found["harmful"] = False
+            found["note"] = (found.get("note", "") + "; " if found.get("note") else "") + (
+                "not counted: your data is single-turn (it matters once you train multi-turn conversations)"
+            )
         if found:
             findings.append(found)
     ids, _, _ = trained.encode(turns, system)
@@ -336,7 +382,7 @@ def compare(trained: Trained, serving: str, conv: dict[str, Any]) -> dict[str, A
     if found:
         findings.append(found)
     harmful = [f for f in findings if f.get("harmful")]
-    order = ("same_stream_different_boundary", "differs_answer_end")
+    order = ("same_stream_different_boundary", "differs_answer_end", *HARMFUL)
     chosen = harmful[0] if harmful else next((f for v in order for f in findings if f["verdict"] == v), None)
     if chosen is None:
         out["verdict"] = "agree"
@@ -364,7 +410,7 @@ def compare(trained: Trained, serving: str, conv: dict[str, Any]) -> dict[str, A
 
 def check(trained: Trained, serving: str) -> dict[str, Any]:
     """Every conversation, then one overall verdict."""
-    convs = [compare(trained, serving, c) for c in conversations(serving)]
+    convs = [compare(trained, serving, c) for c in conversations(serving, serving_kwargs(trained))]
     counted = [c for c in convs if not c.get("informational")]
     harmful = [c for c in counted if c["harmful"]]
     if harmful:
@@ -372,7 +418,7 @@ def check(trained: Trained, serving: str) -> dict[str, Any]:
     elif all(c["verdict"] == "template_refuses" for c in counted):
         overall = "template_refuses"
     else:
-        order = ("template_refuses", "same_stream_different_boundary", "differs_answer_end")
+        order = ("template_refuses", "same_stream_different_boundary", "differs_answer_end", *HARMFUL)
         found = [v for v in order if any(c["verdict"] == v for c in counted)]
         overall = found[0] if found else "agree"
     refuses_all = all(c["verdict"] == "template_refuses" for c in counted)
@@ -389,8 +435,8 @@ def _attribute_system(model: Model, trained: Trained, result: dict[str, Any], se
     convs = {c["name"]: c for c in result["conversations"]}
     plain, with_system = convs.get("no_system"), convs.get("system")
     if plain and plain["harmful"] and plain.get("region") == "turn 1 prompt":
-        spec = next(c for c in conversations(serving) if c["name"] == "no_system")
-        for value in _system_candidates(trained, model, serving):
+        spec = next(c for c in conversations(serving, serving_kwargs(trained)) if c["name"] == "no_system")
+        for value in _system_candidates(trained, model, serving, include_dated=True):  # to classify, not to offer
             other = Trained.get(model, trained.name, {**trained.options, "default_system": value})
             again = compare(other, serving, spec)
             if not again["harmful"] or again.get("index", -1) > plain["index"]:
@@ -427,14 +473,16 @@ def _slot_text(trained: Trained, slots: list[Any], content: str) -> str:
     return "".join(parts)
 
 
-def _system_candidates(trained: Trained, model: Model, serving: str) -> list[str]:
+def _system_candidates(trained: Trained, model: Model, serving: str, include_dated: bool = False) -> list[str]:
     """default_system values worth trying: what, put through LLaMA-Factory's system slot, gives
     the model's own prompt for a conversation without one; the model's own default; none."""
     first = [{"role": "user", "content": U1}]
     out: list[str] = []
     try:
-        plain = _render(trained, serving, first, True, {})
-        with_sentinel = _render(trained, serving, [{"role": "system", "content": SENTINEL}, *first], True, {})
+        plain = _render(trained, serving, first, True, serving_kwargs(trained))
+        with_sentinel = _render(
+            trained, serving, [{"role": "system", "content": SENTINEL}, *first], True, serving_kwargs(trained)
+        )
     except Exception:  # the template refuses: only 'no system prompt' is worth trying
         return [""]
     ids = trained.template.encode_multiturn(trained.tokenizer, [*first, {"role": "assistant", "content": A1}], SENTINEL)
@@ -450,7 +498,17 @@ def _system_candidates(trained: Trained, model: Model, serving: str) -> list[str
     if "" not in out:
         out.append("")
     current = trained.template.default_system or ""
-    return [v for v in out if v != current][:3]
+    dated = [] if include_dated else [v for v in out if _has_today(v)]
+    for value in dated:  # the model's template writes the serving day's date (strftime_now): no fixed value fits
+        DATED.add(value)
+    return [v for v in out if v != current and v not in dated][:3]
+
+
+def _has_today(text: str) -> bool:
+    import datetime
+
+    today = datetime.date.today()
+    return any(today.strftime(f) in text for f in ("%d %b %Y", "%Y-%m-%d", "%B %d, %Y", "%d %B %Y"))
 
 
 def _attempt(model: Model, name: str, options: dict[str, Any], serving_override: str | None = None) -> dict[str, Any]:
@@ -498,7 +556,7 @@ def find_fixes(model: Model, trained: Trained, result: dict[str, Any], serving: 
             attempt(name, {**options, "default_system": value, "mask_history": True})
     # (a) other templates whose user turn appears in the model's own prompt
     try:
-        plain = _render(trained, serving, [{"role": "user", "content": U1}], True, {})
+        plain = _render(trained, serving, [{"role": "user", "content": U1}], True, serving_kwargs(trained))
     except Exception:  # the template refuses a plain conversation: nothing to match against
         plain = ""
     import difflib
@@ -545,8 +603,13 @@ def find_fixes(model: Model, trained: Trained, result: dict[str, Any], serving: 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     model_dir, name = job["model_dir"], job["template"]
+    DATA.clear()
+    DATA.update(job.get("data") or {})
+    DATED.clear()
     options = {k: v for k, v in (job.get("options") or {}).items() if k in OPTION_KEYS}
     out: dict[str, Any] = {"template": name, "model_dir": model_dir, "options": options}
+    if DATA:
+        out["data"] = dict(DATA)
     if name not in PRISTINE:
         import difflib
 
@@ -608,6 +671,13 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             fixes.append({"kind": "serve_training_template", "settings": {"template": name, **options},
                           "verdict": out["training_jinja_verdict"], "harmful": False, "works": True})  # fmt: skip
         out["fixes"] = fixes
+        if DATED:
+            out["dated_system"] = sorted(DATED)
+            out["note"] = (out.get("note", "") + "; " if out.get("note") else "") + (
+                f"the model's template writes today's date into the system prompt ({sorted(DATED)[0]!r}): "
+                "a default_system with it would be wrong from tomorrow, so serving with the training template "
+                "is the fix"
+            )
     _compat(trained, out, serving)
     return out
 
@@ -620,13 +690,19 @@ def _compat(trained: Trained, out: dict[str, Any], serving: str | None) -> None:
     out["serve_prompt"] = None
     if serving:
         try:
-            out["serve_prompt"] = _render(trained, serving, first[:1], True, {})
+            out["serve_prompt"] = _render(trained, serving, first[:1], True, serving_kwargs(trained))
         except Exception as err:  # reported in the conversations already
             out["serve_prompt_error"] = f"{type(err).__name__}: {err}"
 
 
 TEMPLATES: dict[str, Any] = {}
 PRISTINE: dict[str, Any] = {}
+# The job's dataset shape ({"with_system": bool, "multi_turn": bool}; empty: count everything),
+# set by run_job for the comparisons of that job and its fixes.
+DATA: dict[str, Any] = {}
+# default_system values that would be the fix but hold today's date (Llama-3.1's template writes
+# "Today Date: <the day it serves>"): reported, never offered, since they are wrong tomorrow.
+DATED: set[str] = set()
 
 
 def main() -> int:

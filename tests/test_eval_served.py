@@ -1,0 +1,86 @@
+"""`lf-wrap eval` for real: one vLLM server (CPU) with the base model and the demo's trained LoRA
+adapter, and a validation split trained by LLaMA-Factory (eval loss logged, held-out rows evaluated).
+
+The demo run comes from the session's `trained` fixture (tests/conftest.py): nothing is trained
+twice for these tests except the short validation run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+LFW = str(Path(sys.executable).parent / "lf-wrap")
+
+
+def lfw(*args: object, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([LFW, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ), check=False)  # fmt: skip
+
+
+def vllm_servers_of(run_dir: Path) -> list[int]:
+    """Processes whose command line names this run's adapter (a server eval forgot to stop)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+            except OSError:
+                continue
+            if "--lora-modules" in cmd and str(run_dir) in cmd:
+                found.append(int(entry.name))
+    return found
+
+
+def test_tuned_adapter_beats_the_base_model_on_the_golden_rows_through_one_server(trained):
+    result = lfw("eval", "--config", trained["config"], "--json")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = json.loads(result.stdout)
+    assert "--enable-lora" in result.stderr and "--lora-modules" in result.stderr  # the exact command was shown
+    assert out["how"].startswith("one vLLM server: the base model with the run's LoRA adapter")
+    assert out["base"]["url"] == out["tuned"]["url"]
+    assert out["base"]["model"] == "magic-conch-base" and out["tuned"]["model"] == "magic-conch"
+    assert out["rows_from"]["kind"] == "training data" and out["summary"]["rows"] == 56
+    metrics = out["summary"]["metrics"]
+    # bench/demo_sweep.py: every seed reproduces >= 80% of the answers; the random base model none
+    assert metrics["exact"]["tuned"] >= 80 and metrics["exact"]["base"] == 0
+    assert metrics["chrf"]["tuned"] - metrics["chrf"]["base"] > 50
+    assert metrics["rouge_l"]["tuned"] - metrics["rouge_l"]["base"] > 50
+    assert [r["verdict"] for r in out["rows"]] == sorted(
+        (r["verdict"] for r in out["rows"]), key=["worse", "same", "better"].index
+    )  # regressions first
+    run_dir = trained["run"]
+    saved = json.loads((run_dir / "eval.json").read_text(encoding="utf-8"))
+    assert saved["summary"] == out["summary"]
+    assert json.loads((run_dir / "manifest.json").read_text())["eval"]["summary"] == out["summary"]
+    assert "report: " in result.stderr and (run_dir / "report.html").is_file()
+    assert vllm_servers_of(run_dir) == []  # the server is stopped
+
+
+def test_a_validation_split_logs_eval_loss_and_eval_answers_the_held_out_rows(trained):
+    cfg = trained["config"]
+    sets = ["--set", "run_name=val-run", "--set", "val_size=0.1", "--set", "num_train_epochs=20"]
+    train = lfw("train", "--config", cfg, *sets)
+    assert train.returncode == 0, train.stderr[-3000:]
+    assert "eval_loss" in train.stderr  # the progress line shows it
+    assert ", eval loss " in train.stdout and "report: " in train.stdout
+    run_dir = trained["root"] / "runs" / "val-run"
+    log = [json.loads(line) for line in (run_dir / "output" / "trainer_log.jsonl").read_text().splitlines()]
+    evals = [e for e in log if e.get("eval_loss") is not None]
+    assert len(evals) >= 5  # every logging_steps (10) of 140 steps
+    manifest = json.loads((run_dir / "manifest.json").read_text())["train"]
+    assert manifest["final_eval_loss"] == evals[-1]["eval_loss"]
+    assert manifest["validation"]["val_size"] == 0.1 and manifest["config"]["eval_strategy"] == "steps"
+
+    result = lfw("eval", "--config", cfg, "--set", "run_name=val-run", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout)
+    assert out["rows_from"]["kind"] == "held-out split" and out["summary"]["rows"] == 6  # ceil(0.1 x 56)
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert 'class="series eval"' in page and "held-out split" in page
