@@ -127,6 +127,15 @@ def only(*patterns: str) -> Callable[[list[str]], list[str]]:
     return keep
 
 
+def without(*patterns: str) -> Callable[[list[str]], list[str]]:
+    """The lines not matching any of `patterns` (progress lines, the engine's command line)."""
+
+    def keep(lines: list[str]) -> list[str]:
+        return [line for line in lines if not any(re.match(p, line) for p in patterns)]
+
+    return keep
+
+
 def write(name: str, text: str) -> Callable[[Path], None]:
     def do(folder: Path) -> None:
         (folder / name).write_text(text, encoding="utf-8")
@@ -208,6 +217,7 @@ def session() -> list[Block]:
         ),
         Block("export", [lfw("export")], exact=False),
         serve_block(),
+        Block("eval", [lfw("eval", keep=without(r"eval: ", r"\$ "))], exact=False),
         Block("template", [lfw("template check")]),
         Block(
             "template-fix",
