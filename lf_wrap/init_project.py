@@ -281,8 +281,7 @@ def _prove(model_dir: Path, guess: Any, data: _Dataset, root: Path, notes: list[
         notes.append("note: LLaMA-Factory not found (make setup-train): the template is the folder's guess, "
                      "unchecked; `lf-wrap train` checks it")  # fmt: skip
         return None
-    shape = conversation_shape(data.file, data.report.spec)
-    return prove(model_dir, guess, engine, {"with_system": shape.with_system > 0, "multi_turn": shape.multi_turn > 0})
+    return prove(model_dir, guess, engine, conversation_shape(data.file, data.report.spec).kinds())
 
 
 def validation_line(rows: int) -> str:

@@ -292,7 +292,7 @@ def data_shape(project: Any) -> dict[str, Any] | None:
     shape = total(shapes)
     if not shape.rows:
         return None
-    return {"with_system": shape.with_system > 0, "multi_turn": shape.multi_turn > 0, "rows": shape.rows}
+    return shape.kinds()
 
 
 def training_jinja(check: dict[str, Any], model_dir: Path) -> str:

@@ -118,19 +118,6 @@ def check_datasets(project: Project) -> list[dict[str, Any]]:
     return facts
 
 
-def template_mismatch_message(check: dict[str, Any], model_dir: Path) -> str:
-    """The refusal text for a harmful template check: per conversation, the first difference, the fixes."""
-    from lf_wrap.template_check import refusal
-
-    return refusal(check, model_dir).message
-
-
-TEMPLATE_FIXES = (
-    "apply one of the fixes above (`template:` and the `train:` settings in lf-wrap.yaml take the same values; "
-    "`chat_template: training` serves what LLaMA-Factory trained on)"
-)
-
-
 def plan(
     project: Project,
     *,

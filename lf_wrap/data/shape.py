@@ -30,8 +30,9 @@ class Shape:
     def __add__(self, other: Shape) -> Shape:
         return Shape(self.rows + other.rows, self.with_system + other.with_system, self.multi_turn + other.multi_turn)
 
-    def to_dict(self) -> dict[str, int]:
-        return {"rows": self.rows, "with_system": self.with_system, "multi_turn": self.multi_turn}
+    def kinds(self) -> dict[str, Any]:
+        """What the template check counts (engines/llamafactory_probe.py's job "data")."""
+        return {"with_system": self.with_system > 0, "multi_turn": self.multi_turn > 0, "rows": self.rows}
 
     def describe(self) -> str:
         return f"{self.rows} rows, {self.with_system} with a system prompt, {self.multi_turn} with more than one turn"

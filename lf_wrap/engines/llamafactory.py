@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,45 +103,34 @@ class LlamaFactory:
         `data` is the dataset's shape ({"with_system", "multi_turn"}, lf_wrap/data/shape.py): a
         difference in a kind of conversation the data never trains is shown but not counted.
         """
-        options = dict(options or {})
-        key = (
-            self._probe_key(model_dir, template, {**options, "__data__": data} if data else options) if cache else None
-        )
-        cached = probe_cache_path(key) if key else None
-        if cached is not None and cached.exists():
-            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):  # unreadable: check again
-                result = json.loads(cached.read_text(encoding="utf-8"))
-                result["template_check"]["cached"] = True
-                return result
-        job = {"model_dir": str(model_dir), "template": template, "options": options, "data": data or {}}
-        result = self._run_probe(["--jobs"], json.dumps([job]), timeout_s)
-        result["template_check"] = check = result.pop("results")[0]
-        if cached is not None and check.get("verdict") and not check.get("harmful", True):
-            with contextlib.suppress(OSError):
-                atomic_write(cached, json.dumps(result, ensure_ascii=False))
-        return result
+        job = {"model_dir": str(model_dir), "template": template, "options": dict(options or {}), "data": data or {}}
+        if not cache:
+            out = self._run_probe(["--jobs"], json.dumps([job]), timeout_s)
+        else:  # a harmful answer is checked again each time: the user is about to change something
+            out = self._cached_jobs([job], timeout_s, remember=lambda check: not check.get("harmful", True))
+        return {"versions": out.get("versions"), "template_check": out["results"][0]}
 
     def probe_jobs(self, jobs: list[dict[str, Any]], timeout_s: float = 600.0, cache: bool = False) -> dict[str, Any]:
         """Several template checks in one LLaMA-Factory import: {"versions", "results": [...]}.
 
         A job: {"model_dir", "template", "options": {}, "fixes": bool, "chat_template": str | None,
         "data": {"with_system": bool, "multi_turn": bool}}. With `cache`, answers are remembered
-        as `probe` remembers them (the same keys), harmful ones too: only the missing run."""
+        under the same keys as `probe`'s, harmful ones too (not those holding today's date): only
+        the jobs not remembered run."""
         if not cache:
             return self._run_probe(["--jobs"], json.dumps(jobs), timeout_s)
-        paths: list[Path | None] = []
-        for job in jobs:
-            cacheable = job.get("fixes", True) and not job.get("chat_template")
-            options, data = dict(job.get("options") or {}), job.get("data") or None
-            key = self._probe_key(
-                Path(job["model_dir"]), job["template"], {**options, "__data__": data} if data else options
-            )
-            paths.append(probe_cache_path(key) if cacheable and key else None)
+        return self._cached_jobs(jobs, timeout_s, remember=lambda check: not check.get("dated_system"))
+
+    def _cached_jobs(
+        self, jobs: list[dict[str, Any]], timeout_s: float, remember: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any]:
+        """The jobs' answers from the cache where remembered; the others in one probe run, kept if `remember`."""
+        paths = [self._job_cache_path(job) for job in jobs]
         results: list[dict[str, Any] | None] = [None] * len(jobs)
         versions = None
         for i, path in enumerate(paths):
             if path is not None and path.exists():
-                with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                with contextlib.suppress(OSError, ValueError, KeyError, TypeError):  # unreadable: check again
                     stored = json.loads(path.read_text(encoding="utf-8"))
                     results[i], versions = {**stored["template_check"], "cached": True}, stored.get("versions")
         missing = [i for i, r in enumerate(results) if r is None]
@@ -150,12 +140,20 @@ class LlamaFactory:
             for i, result in zip(missing, out["results"], strict=True):
                 results[i] = result
                 path = paths[i]
-                if path is not None and result.get("verdict") and not result.get("dated_system"):
+                if path is not None and result.get("verdict") and remember(result):
                     with contextlib.suppress(OSError):
-                        atomic_write(
-                            path, json.dumps({"versions": versions, "template_check": result}, ensure_ascii=False)
-                        )
+                        stored_text = json.dumps({"versions": versions, "template_check": result}, ensure_ascii=False)
+                        atomic_write(path, stored_text)
         return {"versions": versions, "results": results}
+
+    def _job_cache_path(self, job: dict[str, Any]) -> Path | None:
+        """Where a job's answer is remembered; None for one that is not (a given chat template, no fixes)."""
+        if not job.get("fixes", True) or job.get("chat_template"):
+            return None
+        options, data = dict(job.get("options") or {}), job.get("data") or None
+        keyed = {**options, "__data__": data} if data else options
+        key = self._probe_key(Path(job["model_dir"]), job["template"], keyed)
+        return probe_cache_path(key) if key else None
 
     def _probe_key(self, model_dir: Path, template: str, options: dict[str, Any] | None = None) -> str | None:
         packages = sorted(p.name for p in self.python.parent.parent.glob("lib/python*/site-packages/*.dist-info"))
