@@ -7,6 +7,7 @@ comparable between runs. Nothing here is asserted in a test.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -56,7 +57,18 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "platform": platform.platform()}
+    flags = ""
+    with contextlib.suppress(OSError):  # the SIMD the CPU kernels use: results differ between AVX2 and AVX-512
+        text = Path("/proc/cpuinfo").read_text()
+        flags = "AVX-512" if " avx512f" in text else "AVX2" if " avx2" in text else ""
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "simd": flags,
+        "arch": platform.machine(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def save(name: str, result: dict[str, Any]) -> None:
@@ -69,21 +81,30 @@ def save(name: str, result: dict[str, Any]) -> None:
 
 
 def write_markdown(data: dict[str, Any]) -> None:
+    (HERE / "results.md").write_text("# Benchmark results\n\n" + results_markdown(data))
+
+
+def results_markdown(data: dict[str, Any]) -> str:
+    """The results table with its date and machine: bench/results.md and the README's benchmark
+    section (docs/docgen.py `bench_results`, refreshed by `make bench`) both show this."""
     m = data["machine"]
+    dates = sorted(r["measured"][:10] for r in data.get("benchmarks", {}).values())
+    when = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+    cpu = ", ".join(x for x in (m["cpu"], m.get("simd"), m.get("arch")) if x)
     lines = [
-        "# Benchmark results",
-        "",
-        f"Machine: {m['cpus']} CPUs ({m['cpu']}), Python {m['python']}. Produced by `make bench`; each row is a",
-        "ratio of two things measured side by side in the same run (medians), never an absolute promise.",
+        f"Measured {when} by `make bench` on {m['cpus']} CPUs ({cpu}), Python {m['python']}.",
+        "Each row is a ratio of two things measured side by side in the same run (medians), never an",
+        "absolute promise.",
         "",
         "| benchmark | compares | result | target | met | measured |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, r in data.get("benchmarks", {}).items():
         lines.append(
-            f"| {name} | {r.get('compares', '')} | {r.get('summary', '')} | {r.get('target', '')} | {'yes' if r.get('met') else 'no'} | {r['measured'][:10]} |"
+            f"| {name} | {r.get('compares', '')} | {r.get('summary', '')} | {r.get('target', '')} | "
+            f"{'yes' if r.get('met') else '**no**'} | {r['measured'][:10]} |"
         )
-    (HERE / "results.md").write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def table(rows: list[tuple[str, str]]) -> None:

@@ -3,6 +3,7 @@ cannot drift from what lf-wrap really prints.
 
     make docs          # = python docs/docgen.py: run the session below for real, then cog both files
     python docs/docgen.py --cli   # docs/cli.md only (seconds)
+    python docs/docgen.py --bench # the README's benchmark table from bench/results.json (`make bench` runs it)
 
 `SESSION` is the README's tour as one shell session: each Block is one ```console block of the
 README, each Step one `$ command` in it. `run_session` plays it in a fresh temporary folder (the
@@ -24,6 +25,8 @@ loss, a duration or a pid is never the same twice.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import re
 import shlex
@@ -350,6 +353,18 @@ def console(name: str) -> None:
     cog.out(f"```console\n{RESULTS[name]}```\n")
 
 
+def bench_results() -> None:
+    """Called from the README's benchmark section: bench/results.json as a table (what `make bench` wrote)."""
+    import cog
+
+    spec = importlib.util.spec_from_file_location("lf_wrap_bench_common", ROOT / "bench" / "common.py")
+    assert spec is not None and spec.loader is not None
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    data = json.loads(common.RESULTS.read_text(encoding="utf-8"))
+    cog.out("\n" + common.results_markdown(data) + "\n")
+
+
 def help_pages() -> Iterator[tuple[str, str]]:
     """(command, its --help) for lf-wrap and every command and subcommand, in --help's order."""
     import click
@@ -387,7 +402,7 @@ def cog_files(files: list[Path], *, check: bool = False) -> int:
     """Run cog over `files` with this module's helpers in scope; with `check`, only say whether they are stale."""
     from cogapp import Cog
 
-    argv = ["cog", "-I", str(Path(__file__).parent), "-p", "from docgen import cli_help, console"]
+    argv = ["cog", "-I", str(Path(__file__).parent), "-p", "from docgen import bench_results, cli_help, console"]
     argv += ["--check", "--diff"] if check else ["-r"]
     return Cog().main([*argv, *map(str, files)])
 
@@ -396,6 +411,9 @@ def main(argv: list[str]) -> int:
     sys.modules.setdefault("docgen", sys.modules[__name__])  # cog's `from docgen import ...` sees RESULTS
     if argv == ["--cli"]:  # only docs/cli.md: seconds, no engine
         return cog_files([CLI_MD])
+    if argv == ["--bench"]:  # only the README's benchmark table (run by `make bench`); console blocks kept
+        RESULTS.update(readme_blocks())
+        return cog_files([README])
     for block, text in run_session():
         print(f"--- {block.name}\n{text}", file=sys.stderr)
         RESULTS[block.name] = text

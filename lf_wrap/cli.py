@@ -318,18 +318,19 @@ def data_validate(
     Each problem is printed as FILE:LINE: [row N].field: what is wrong — how to fix.
     Exit status: 0 valid (warnings allowed), 2 errors found.
     """
-    from lf_wrap.data.registry import validate_entry
-    from lf_wrap.data.validate import validate_file
-
     if name or dataset_dir:
         if file is not None:
             raise click.UsageError("give either FILE or --dataset-dir with --name, not both")
         if not (name and dataset_dir):
             raise click.UsageError("--dataset-dir and --name go together")
+        from lf_wrap.data.registry import validate_entry  # a registry: render, yaml, file locks
+
         report = validate_entry(dataset_dir, name, max_listed=max_errors)
     elif file is None:
         raise click.UsageError("give a FILE to check (or --dataset-dir DIR --name NAME)")
     else:
+        from lf_wrap.data.validate import validate_file  # a file alone: the reader and the checks only
+
         report = validate_file(file, fmt, max_listed=max_errors)
     if not report.ok:
         _fail_report(report, as_json)
@@ -504,9 +505,20 @@ def model_pull(model_id: str, hub: str, revision: str | None, local_dir: Path | 
     show_default=True,
     help="Look like this family: its architecture, special tokens, EOS/BOS/pad layout and chat template.",
 )
+@click.option(
+    "--size",
+    "size_name",
+    type=click.Choice(["demo", "bench"]),
+    default="demo",
+    show_default=True,
+    help="demo: 0.46 M parameters (~2 MB), trains in seconds; "
+    "bench: ~24 M (hidden 512, 8 layers), for serving benchmarks where batching matters.",
+)
 @json_option
-def model_tiny(out_dir: Path, seed: int, datasets_dir: Path | None, force: bool, family: str, as_json: bool) -> None:
-    """Build a tiny chat model (random weights, ~2 MB) for demos and tests.
+def model_tiny(
+    out_dir: Path, seed: int, datasets_dir: Path | None, force: bool, family: str, size_name: str, as_json: bool
+) -> None:
+    """Build a tiny chat model (random weights) for demos, tests and benchmarks.
 
     \b
     Families (LLaMA-Factory template to train it with):
@@ -528,9 +540,9 @@ def model_tiny(out_dir: Path, seed: int, datasets_dir: Path | None, force: bool,
     if out_dir.exists() and not out_dir.is_dir():
         raise LfWrapError(f"{out_dir}: exists and is not a directory")
     require(("torch", "transformers", "tokenizers"), "lf-wrap model tiny")
-    from lf_wrap.tiny_model import build
+    from lf_wrap.tiny_model import build, size
 
-    facts = build(out_dir, datasets_dir or bundled(), seed=seed, family_name=family)
+    facts = build(out_dir, datasets_dir or bundled(), seed=seed, spec=size(size_name), family_name=family)
     if as_json:
         _json_out(click.get_current_context(), {**facts, "built": True})
     else:

@@ -240,3 +240,32 @@ def test_cli_family_choices_are_the_built_families():
 
     choice = next(p for p in model_tiny.params if p.name == "family")
     assert list(choice.type.choices) == list(BUILT) == FAMILIES
+
+
+# -- sizes (--size) -----------------------------------------------------------------------------
+def test_cli_size_choices_are_the_built_sizes():
+    from lf_wrap.cli import model_tiny
+    from lf_wrap.tiny_model import SIZES
+
+    choice = next(p for p in model_tiny.params if p.name == "size_name")
+    assert list(choice.type.choices) == list(SIZES) == ["demo", "bench"]
+
+
+def test_bench_size_is_a_qwen2_shape_big_enough_for_batching_to_matter(run, tmp_path):
+    """bench/bench_serving.py serves it: >= 20 M parameters, grouped-query attention, head_dim 64."""
+    result = run("model", "tiny", "b", "--size", "bench", "--json")
+    assert result.exit_code == 0, result.output
+    facts = json.loads(result.stdout[result.stdout.index("{") :])
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert facts["params"] >= 20_000_000 and facts["architecture"] == "Qwen2ForCausalLM"
+    assert (config["hidden_size"], config["num_hidden_layers"], config["num_key_value_heads"]) == (512, 8, 2)
+    assert config["hidden_size"] // config["num_attention_heads"] == 64
+
+
+def test_unknown_size_is_refused_with_the_choices():
+    from lf_wrap.errors import LfWrapError
+    from lf_wrap.tiny_model import size
+
+    with pytest.raises(LfWrapError, match="unknown model size 'huge'") as err:
+        size("huge")
+    assert err.value.hint == "choose one of: demo, bench"
