@@ -80,6 +80,9 @@ def save(name: str, result: dict[str, Any]) -> None:
     write_markdown(data)
 
 
+MET = {True: "yes", False: "**no**", None: "-"}  # None: a row kept for information, with no target
+
+
 def write_markdown(data: dict[str, Any]) -> None:
     (HERE / "results.md").write_text("# Benchmark results\n\n" + results_markdown(data))
 
@@ -102,7 +105,7 @@ def results_markdown(data: dict[str, Any]) -> str:
     for name, r in data.get("benchmarks", {}).items():
         lines.append(
             f"| {name} | {r.get('compares', '')} | {r.get('summary', '')} | {r.get('target', '')} | "
-            f"{'yes' if r.get('met') else '**no**'} | {r['measured'][:10]} |"
+            f"{MET[r.get('met')]} | {r['measured'][:10]} |"
         )
     return "\n".join(lines) + "\n"
 
