@@ -10,7 +10,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from common import LF_CLI, LFW, median_time, save, table
+from common import LF_CLI, LFW, compile_lf_wrap, median_time, save, table
 
 
 def main() -> None:
@@ -18,6 +18,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     runs = 1 if args.quick else 5
+    compile_lf_wrap()  # as installed: byte-compiled (this environment sets PYTHONDONTWRITEBYTECODE)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "ten.json"
         data.write_text(json.dumps([{"instruction": f"q{i}", "output": f"a{i}"} for i in range(10)]))

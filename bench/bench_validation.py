@@ -1,7 +1,16 @@
 """Validation throughput and memory: `lf-wrap data validate` vs a bare `json.loads`-per-line
 loop over the same generated alpaca files (JSON Lines and JSON array, 50k and 200k rows).
 
-Targets: at least 0.5x the bare loop's rows/s; JSON Lines memory flat as the file grows.
+Target: lf-wrap at least as fast as the bare stdlib loop (ratio >= 1.0x on every file), start-up
+included; JSON Lines peak memory flat as the file grows (<= 1.2x for 4x the rows).
+
+Also reported per file: the ratio against a bare loop with the parser lf-wrap uses (orjson), so
+what the checks themselves cost is visible (below 1.0x there is expected: lf-wrap parses the
+same way, then checks every row).
+
+lf-wrap's modules are byte-compiled first (`compile_lf_wrap`), as `pip install` does for an
+installed package: an editable install under PYTHONDONTWRITEBYTECODE=1 would otherwise compile
+every module from source on every run, while the bare loops' stdlib is byte-compiled.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import LFW, measure, save, table
+from common import LFW, compile_lf_wrap, measure, save, table
 
 ZH = "蟹堡王的神奇海螺为您服务美味蟹黄堡秘方海绵宝宝章鱼哥"
 EN = [
@@ -34,6 +43,10 @@ EN = [
 BARE = {
     "jsonl": "import json, sys\nn = 0\nfor line in open(sys.argv[1], encoding='utf-8'):\n    if line.strip():\n        json.loads(line); n += 1\n",
     "array": "import json, sys\njson.load(open(sys.argv[1], encoding='utf-8'))\n",
+}
+BARE_ORJSON = {  # the parser lf-wrap uses, with nothing else
+    "jsonl": "import orjson, sys\nn = 0\nfor line in open(sys.argv[1], 'rb'):\n    if line.strip():\n        orjson.loads(line); n += 1\n",
+    "array": "import orjson, sys\norjson.loads(open(sys.argv[1], 'rb').read())\n",
 }
 
 
@@ -63,10 +76,16 @@ def generate(path: Path, rows: int, kind: str, seed: int = 0) -> None:
             f.write("]\n")
 
 
-def best(cmd: list[str], runs: int) -> tuple[float, int]:
-    results = [measure(cmd) for _ in range(runs)]
-    assert all(r[0] == 0 for r in results), f"{cmd} failed"
-    return min(r[1] for r in results), max(r[2] for r in results)
+def best_of(cmds: list[list[str]], runs: int) -> list[tuple[float, int]]:
+    """(best seconds, peak RSS KiB) of each command, run in turn `runs` times: interleaved, so that
+    this machine's drift over a minute does not favour whichever command went first."""
+    results: list[list[tuple[int, float, int]]] = [[] for _ in cmds]
+    for _ in range(runs):
+        for i, cmd in enumerate(cmds):
+            results[i].append(measure(cmd))
+    for cmd, rs in zip(cmds, results, strict=True):
+        assert all(r[0] == 0 for r in rs), f"{cmd} failed"
+    return [(min(r[1] for r in rs), max(r[2] for r in rs)) for rs in results]
 
 
 def main() -> None:
@@ -74,16 +93,23 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     sizes = [1000, 4000] if args.quick else [50_000, 200_000]
-    runs = 1 if args.quick else 3
+    runs = 1 if args.quick else 7  # best of 7, interleaved: a 0.2 s run on this machine varies by +-15%
     out: dict[str, dict[str, float]] = {}
     rows_out = []
+    compile_lf_wrap()
     with tempfile.TemporaryDirectory() as tmp:
         for kind in ("jsonl", "array"):
             for n in sizes:
                 path = Path(tmp) / f"d{n}.{'jsonl' if kind == 'jsonl' else 'json'}"
                 generate(path, n, kind)
-                lfw_s, lfw_rss = best([LFW, "data", "validate", str(path)], runs)
-                bare_s, bare_rss = best([sys.executable, "-c", BARE[kind], str(path)], runs)
+                (lfw_s, lfw_rss), (bare_s, bare_rss), (orjson_s, _) = best_of(
+                    [
+                        [LFW, "data", "validate", str(path)],
+                        [sys.executable, "-c", BARE[kind], str(path)],
+                        [sys.executable, "-c", BARE_ORJSON[kind], str(path)],
+                    ],
+                    runs,
+                )
                 key = f"{kind}_{n}"
                 out[key] = {
                     "rows": n,
@@ -95,12 +121,15 @@ def main() -> None:
                     "bare_rows_per_s": n / bare_s,
                     "lf_wrap_peak_rss_mb": lfw_rss / 1024,
                     "bare_peak_rss_mb": bare_rss / 1024,
+                    "bare_orjson_s": orjson_s,
+                    "ratio_vs_orjson": orjson_s / lfw_s,
                 }
                 rows_out.append(
                     (
                         f"{kind} {n:,} rows ({out[key]['mb']:.0f} MB)",
                         f"lf-wrap {n / lfw_s:,.0f} rows/s, bare loop {n / bare_s:,.0f} rows/s -> "
-                        f"{bare_s / lfw_s:.2f}x; peak RSS {lfw_rss / 1024:.0f} MB",
+                        f"{bare_s / lfw_s:.2f}x (vs an orjson loop {orjson_s / lfw_s:.2f}x); "
+                        f"peak RSS {lfw_rss / 1024:.0f} MB",
                     )
                 )
     small, large = (out[f"jsonl_{n}"]["lf_wrap_peak_rss_mb"] for n in sizes)
@@ -114,13 +143,17 @@ def main() -> None:
     )
     table(rows_out)
     worst = min(v["ratio"] for v in out.values())
+    worst_orjson = min(v["ratio_vs_orjson"] for v in out.values())
     save(
         "validation",
         {
             "compares": "`lf-wrap data validate` vs a bare json.loads loop, same file",
-            "summary": f"{worst:.2f}x the bare loop's speed at worst; JSONL peak RSS x{growth:.2f} for x{sizes[1] // sizes[0]} rows ({per_row:+.0f} B/row)",
-            "target": ">= 0.5x; flat JSONL memory (<= 1.2x for 4x rows)",
-            "met": worst >= 0.5 and growth <= 1.2,
+            "summary": f"{worst:.2f}x the bare loop's speed at worst ({worst_orjson:.2f}x an orjson loop's); "
+            f"JSONL peak RSS x{growth:.2f} for x{sizes[1] // sizes[0]} rows ({per_row:+.0f} B/row)",
+            "target": ">= 1.0x; flat JSONL memory (<= 1.2x for 4x rows)",
+            "met": worst >= 1.0 and growth <= 1.2,
+            "worst_ratio": worst,
+            "worst_ratio_vs_orjson": worst_orjson,
             "bytes_per_extra_row": per_row,
             "files": out,
         },

@@ -8,6 +8,7 @@ comparable between runs. Nothing here is asserted in a test.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import platform
@@ -46,6 +47,15 @@ def measure(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None 
 
 def median_time(cmd: list[str], runs: int, env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
     return statistics.median(measure(cmd, env, cwd)[1] for _ in range(runs))
+
+
+def compile_lf_wrap() -> None:
+    """Byte-compile lf-wrap's modules (what `pip install` does; a no-op when they already are)."""
+    spec = importlib.util.find_spec("lf_wrap")
+    if spec is None or not spec.submodule_search_locations:  # lf-wrap not importable here
+        return
+    package = next(iter(spec.submodule_search_locations))
+    subprocess.run([sys.executable, "-m", "compileall", "-q", package], check=True, capture_output=True)
 
 
 def machine() -> dict[str, Any]:

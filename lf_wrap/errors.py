@@ -11,7 +11,6 @@ Exit codes: 2 bad input or usage (`LfWrapError`), 1 an external step failed
 from __future__ import annotations
 
 import importlib
-import signal
 
 
 class LfWrapError(Exception):
@@ -46,6 +45,8 @@ class Interrupted(ExternalError):
     def __init__(self, message: str, signal_name: str | None = "SIGINT", hint: str | None = None) -> None:
         super().__init__(message, hint)
         self.signal_name = signal_name or "SIGINT"
+        import signal  # here, not at start-up: building signal's enums costs every command ~3 ms
+
         try:
             self.exit_code = 128 + int(signal.Signals[self.signal_name])
         except KeyError:

@@ -42,6 +42,30 @@ def test_validate_does_not_import_heavy_packages(tmp_path):
     assert out.stdout.strip() == "[]"
 
 
+# What `data validate FILE` has no use for: the project file and templates (render, config, jinja2,
+# yaml, pydantic), the dataset registry's locks (filelock), HTTP and terminal UI libraries, and numpy
+# (duplicates are found without it below 2M rows). Loading them was most of its start-up.
+NOT_FOR_VALIDATE = (
+    "jinja2", "yaml", "pydantic", "filelock", "httpx", "rich", "numpy", "tqdm",
+    "lf_wrap.render", "lf_wrap.config", "lf_wrap.files", "lf_wrap.data.registry",
+)  # fmt: skip
+
+
+def test_validate_of_a_file_loads_only_the_reader_and_the_checks(tmp_path):
+    data = tmp_path / "d.jsonl"  # more rows than the small-file duplicate search takes
+    data.write_text("".join(f'{{"instruction": "q{i}", "output": "a"}}\n' for i in range(10_001)))
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from lf_wrap.cli import main\n"
+        f"r = CliRunner().invoke(main, ['data', 'validate', {str(data)!r}])\n"
+        "assert r.exit_code == 0, r.output\n"
+        f"print(sorted(m for m in {NOT_FOR_VALIDATE + HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def _commands(group, prefix=()):
     for name, cmd in group.commands.items():
         yield (*prefix, name)

@@ -111,13 +111,15 @@ def test_duplicate_search_for_large_files_agrees_with_the_small_file_search():
 
     rng = random.Random(7)
     rows = [{"instruction": str(rng.randrange(300)), "output": "x"} for _ in range(2000)]
-    small, large = DuplicateFinder(numpy_above=10**9), DuplicateFinder(numpy_above=0)
-    for finder in (small, large):
+    small = DuplicateFinder(numpy_above=10**9, bitmap_above=10**9)  # a dict of every row
+    bitmap = DuplicateFinder(numpy_above=10**9, bitmap_above=0)  # a dict of the bitmap's candidates
+    large = DuplicateFinder(numpy_above=0)  # numpy
+    for finder in (small, bitmap, large):
         for i, row in enumerate(rows):
             if i % 7:  # every 7th row is "invalid" and never compared
                 finder.add(i, row, line=i + 1)
     found = list(small.found())
-    assert found == list(large.found())
+    assert found == list(bitmap.found()) == list(large.found())
     firsts: dict[str, int] = {}
     expected = []
     for i, row in enumerate(rows):

@@ -52,7 +52,9 @@ def test_the_readmes_quick_blocks_are_what_lf_wrap_prints_now():
 def test_the_readmes_benchmark_table_is_what_bench_results_json_holds():
     docgen.RESULTS.update(docgen.readme_blocks())  # the console blocks as they are: only the table is checked
     try:
-        assert docgen.cog_files([docgen.README], check=True) == 0, "README benchmark table: `python docs/docgen.py --bench`"
+        assert docgen.cog_files([docgen.README], check=True) == 0, (
+            "README benchmark table: `python docs/docgen.py --bench`"
+        )
     finally:
         docgen.RESULTS.clear()
 

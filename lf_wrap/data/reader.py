@@ -4,7 +4,8 @@ LLaMA-Factory loads `.json` and `.jsonl` files with Hugging Face `datasets`, whi
 either a top-level JSON list of rows or one JSON object per line, whatever the extension.
 This reader accepts the same two shapes and tells which one it found.
 
-- JSON Lines are streamed line by line: memory does not grow with the file.
+- JSON Lines are streamed line by line: memory does not grow with the file. Each line is
+  parsed as it is; only a line that fails to parse is checked for being blank.
 - JSON arrays are parsed in one go with orjson (fast); the line on which each row starts
   is only worked out when a problem has to be reported (`line_of`).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import count, repeat
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,6 +46,10 @@ class BadRow:
     index: int
     line: int
     message: str
+
+
+#: (index, value, line): a row as `DatasetFile.entries()` yields it (value a BadRow for a line that is not JSON)
+Entry = tuple[int, Any, int | None]
 
 
 def _line_at(raw: bytes, pos: int) -> int:
@@ -145,21 +151,24 @@ class DatasetFile:
 
     # -- rows --------------------------------------------------------------------
     def rows(self) -> Iterator[Row | BadRow]:
-        if self.kind == "array":
-            yield from self._array_rows()
-        else:
-            yield from self._jsonl_rows()
+        for index, value, line in self.entries():
+            yield value if isinstance(value, BadRow) else Row(index, value, line)
 
-    def _array_rows(self) -> Iterator[Row]:
+    def entries(self) -> Iterator[Entry]:
+        """Each row as a plain (index, value, line) tuple, a line that is not JSON as (index, BadRow,
+        line): `rows()` without an object per row, for `data validate`'s loop over millions of rows.
+        A JSON array is read and parsed here and now (its `line` is None: see `line_of`)."""
+        if self.kind == "jsonl":
+            return self._jsonl_entries()
         raw = self.path.read_bytes()
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             self._raise_array_error(raw)
+        del raw  # the file's bytes are not kept while its rows are checked
         if not isinstance(data, list):  # pragma: no cover - sniffing saw "["
             raise DatasetFileError(f"{self.path}: top level must be a list of rows")
-        for i, value in enumerate(data):
-            yield Row(i, value)
+        return zip(count(), data, repeat(None))
 
     def _raise_array_error(self, raw: bytes) -> None:
         try:
@@ -181,18 +190,19 @@ class DatasetFile:
             ) from None
         raise DatasetFileError(f"{self.path}: invalid JSON")  # pragma: no cover
 
-    def _jsonl_rows(self) -> Iterator[Row | BadRow]:
+    def _jsonl_entries(self) -> Iterator[Entry]:
         index = 0
+        loads, invalid = orjson.loads, orjson.JSONDecodeError
         with self.path.open("rb") as f:
             for lineno, line in enumerate(f, start=1):
-                if not line.strip(_WS):
-                    continue
-                try:
-                    value = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    yield BadRow(index, lineno, self._jsonl_error(line))
+                try:  # parse first: a blank line fails to parse too, and only then is it looked at
+                    value = loads(line)
+                except invalid:
+                    if not line.strip(_WS):
+                        continue
+                    yield index, BadRow(index, lineno, self._jsonl_error(line)), lineno
                 else:
-                    yield Row(index, value, lineno)
+                    yield index, value, lineno
                 index += 1
 
     @staticmethod
