@@ -142,7 +142,7 @@ check: setup
 sweep: setup setup-train
 	$(PY) bench/demo_sweep.py $(ARGS)
 
-## bench: every benchmark in bench/ (ratios measured in one run); writes bench/results.json and results.md
+## bench: every benchmark in bench/ (ratios measured in one run); writes bench/results.json, results.md and the README table
 bench: setup setup-train setup-serve setup-tcmalloc
 	$(PY) bench/run_all.py $(ARGS)
 
