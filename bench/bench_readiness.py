@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import shlex
 import signal
 import statistics
 import subprocess
@@ -24,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_serving import free_port, wait_health
+from bench_serving import free_port, printed_command, wait_health
 from common import LFW, make_project, save, table
 
 
@@ -49,10 +47,8 @@ def plain_start(serve: list[str], env: dict[str, str]) -> float:
         .stdout.strip()
         .splitlines()[-1]
     )
-    words = shlex.split(line)
-    n = next(i for i, w in enumerate(words) if not re.match(r"^[A-Z_][A-Z0-9_]*=", w))
-    assignments, command = words[:n], words[n:]
-    run_env = {**env, **dict(a.split("=", 1) for a in assignments)}
+    variables, command = printed_command(line)
+    run_env = {**env, **variables}
     start = time.perf_counter()
     proc = subprocess.Popen(
         command, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True

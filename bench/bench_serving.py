@@ -101,9 +101,16 @@ def chat_call(port: int):  # noqa: ANN201
     return call
 
 
+def printed_command(dry_run_line: str) -> tuple[dict[str, str], list[str]]:
+    """`lf-wrap serve --dry-run` prints `VAR=value ... command`: (the variables, the command)."""
+    words = shlex.split(dry_run_line)
+    n = next(i for i, w in enumerate(words) if not re.match(r"^[A-Z_][A-Z0-9_]*=", w))
+    return dict(w.split("=", 1) for w in words[:n]), words[n:]
+
+
 def plain_vllm_command(dry_run_line: str) -> list[str]:
-    """`lf-wrap serve --dry-run` prints `VAR=value ... command`: keep the command, drop the variables."""
-    return [w for w in shlex.split(dry_run_line) if not re.match(r"^[A-Z_][A-Z0-9_]*=", w)]
+    """The printed command without the variables lf-wrap sets (vLLM's own defaults)."""
+    return printed_command(dry_run_line)[1]
 
 
 def wait_health(url: str, proc: subprocess.Popen | None, timeout_s: float = 300, poll_s: float = 0.5) -> None:

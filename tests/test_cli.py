@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -27,19 +28,24 @@ def test_help_does_not_import_heavy_packages():
     assert out.stdout.strip() == "[]"
 
 
-def test_validate_does_not_import_heavy_packages(tmp_path):
-    data = tmp_path / "d.json"
-    data.write_text('[{"instruction": "q", "output": "a"}]')
+def loaded_after_validate(data, watched: tuple[str, ...]) -> list[str]:
+    """Which of `watched` a fresh interpreter has imported after `lf-wrap data validate DATA`."""
     code = (
-        "import sys\n"
+        "import json, sys\n"
         "from click.testing import CliRunner\n"
         "from lf_wrap.cli import main\n"
         f"r = CliRunner().invoke(main, ['data', 'validate', {str(data)!r}])\n"
         "assert r.exit_code == 0, r.output\n"
-        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+        f"print(json.dumps(sorted(m for m in {watched!r} if m in sys.modules)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    return json.loads(out.stdout)
+
+
+def test_validate_does_not_import_heavy_packages(tmp_path):
+    data = tmp_path / "d.json"
+    data.write_text('[{"instruction": "q", "output": "a"}]')
+    assert loaded_after_validate(data, HEAVY) == []
 
 
 # What `data validate FILE` has no use for: the project file and templates (render, config, jinja2,
@@ -54,16 +60,7 @@ NOT_FOR_VALIDATE = (
 def test_validate_of_a_file_loads_only_the_reader_and_the_checks(tmp_path):
     data = tmp_path / "d.jsonl"  # more rows than the small-file duplicate search takes
     data.write_text("".join(f'{{"instruction": "q{i}", "output": "a"}}\n' for i in range(10_001)))
-    code = (
-        "import sys\n"
-        "from click.testing import CliRunner\n"
-        "from lf_wrap.cli import main\n"
-        f"r = CliRunner().invoke(main, ['data', 'validate', {str(data)!r}])\n"
-        "assert r.exit_code == 0, r.output\n"
-        f"print(sorted(m for m in {NOT_FOR_VALIDATE + HEAVY!r} if m in sys.modules))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert loaded_after_validate(data, NOT_FOR_VALIDATE + HEAVY) == []
 
 
 def _commands(group, prefix=()):

@@ -26,7 +26,7 @@ NUMPY_ABOVE = 2_000_000
 BITMAP_ABOVE = 10_000
 _BITMAP_MIN_SLOTS = 1 << 22  # 4 MB: the same for any file up to 256k rows, so memory stays flat
 #: A row's fingerprint: xxh3 of its orjson bytes (xxh3: ~0.12 us/row less than hash() here); 0 becomes 1.
-dumps, xxh3 = orjson.dumps, xxhash.xxh3_64_intdigest
+_dumps, _xxh3 = orjson.dumps, xxhash.xxh3_64_intdigest
 _SKIPPED = 0  # fingerprint slot of a row that is not compared (unreadable or invalid)
 
 
@@ -40,36 +40,35 @@ class DuplicateFinder:
     """Collects fingerprints row by row; `found()` lists every repeat in row order."""
 
     def __init__(self, numpy_above: int = NUMPY_ABOVE, bitmap_above: int = BITMAP_ABOVE) -> None:
-        # Row i's fingerprint and line; `add` appends (a caller in a hurry may too: `pad` first).
-        self.fps = array("Q")  # unsigned 64-bit, as xxh3 gives them
-        self.lines = array("I")  # 4 bytes; "L" is 8 on 64-bit Linux
+        self._fps = array("Q")  # row i's fingerprint: unsigned 64-bit, as xxh3 gives them
+        self._lines = array("I")  # row i's line; 4 bytes ("L" is 8 on 64-bit Linux)
         self._numpy_above = numpy_above
         self._bitmap_above = bitmap_above
 
     def add(self, index: int, value: Any, line: int | None) -> None:
-        fps = self.fps
+        fps = self._fps
         if index != len(fps):
-            self.pad(index)
+            self._pad(index)
         try:  # a 64-bit fingerprint (never 0, which marks skipped rows); inline: this runs per row
-            fps.append(xxh3(dumps(value)) or 1)
+            fps.append(_xxh3(_dumps(value)) or 1)
         except TypeError:
-            fps.append(xxh3(repr(value).encode()) or 1)
-        self.lines.append(line or 0)
+            fps.append(_xxh3(repr(value).encode()) or 1)
+        self._lines.append(line or 0)
 
-    def pad(self, index: int) -> None:
-        missing = index - len(self.fps)
+    def _pad(self, index: int) -> None:
+        missing = index - len(self._fps)
         if missing > 0:  # rows not compared keep their slot, so positions stay row indexes
-            self.fps.extend([_SKIPPED] * missing)
-            self.lines.extend([0] * missing)
+            self._fps.extend([_SKIPPED] * missing)
+            self._lines.extend([0] * missing)
 
     def found(self) -> Iterator[Duplicate]:
-        n = len(self.fps)
+        n = len(self._fps)
         if n > self._numpy_above:
             pairs = self._pairs_numpy()
         else:
             pairs = self._pairs_dict(self._candidates() if n > self._bitmap_above else None)
         for row, first in pairs:
-            yield Duplicate(row, first, self.lines[row])
+            yield Duplicate(row, first, self._lines[row])
 
     def _pairs_dict(self, candidates: set[int] | None) -> Iterator[tuple[int, int]]:
         """Each repeated fingerprint's rows after the first, with that first; only `candidates`
@@ -77,7 +76,7 @@ class DuplicateFinder:
         if candidates is not None and not candidates:
             return
         seen: dict[int, int] = {}
-        for row, fp in enumerate(self.fps):
+        for row, fp in enumerate(self._fps):
             if fp != _SKIPPED and (candidates is None or fp in candidates):
                 first = seen.setdefault(fp, row)
                 if first != row:
@@ -87,7 +86,7 @@ class DuplicateFinder:
         """One pass, no per-row object kept: each fingerprint marks its slot (one byte: faster to
         test and set than a bit) in a table of >= 16 slots per row, and those whose slot was already
         marked are candidates (every repeat, plus about one row in 32 by chance)."""
-        fps = self.fps
+        fps = self._fps
         size = max(_BITMAP_MIN_SLOTS, 1 << (16 * len(fps)).bit_length())
         marked, mask = bytearray(size), size - 1
         candidates: set[int] = set()
@@ -103,7 +102,7 @@ class DuplicateFinder:
     def _pairs_numpy(self) -> Iterator[tuple[int, int]]:
         import numpy as np
 
-        fps = np.frombuffer(self.fps, dtype=np.uint64)
+        fps = np.frombuffer(self._fps, dtype=np.uint64)
         order = np.argsort(fps, kind="stable")  # equal fingerprints stay in row order
         ranked = fps[order]
         repeat = np.flatnonzero((ranked[1:] == ranked[:-1]) & (ranked[1:] != _SKIPPED)) + 1

@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lf_wrap.data.duplicates import DuplicateFinder
-from lf_wrap.data.duplicates import dumps as duplicate_dumps
-from lf_wrap.data.duplicates import xxh3 as duplicate_xxh3
 from lf_wrap.data.formats import FormatName, Spec, detect_format, spec_for_format
 from lf_wrap.data.reader import BadRow, DatasetFile, Entry, Row
 from lf_wrap.errors import LfWrapError
@@ -500,18 +498,13 @@ def validate_rows(
     duplicates = DuplicateFinder()
     kto_col, kto_tags = spec.col("kto_tag"), {True: 0, False: 0}  # KTO: good and bad answers counted
     # This loop runs once per row of files with millions of rows: a row `fine` vouches for, whose keys
-    # were all seen before and are known (one set lookup), only needs its fingerprint taken -- inlined
-    # here as DuplicateFinder.add takes it (such a row holds only strings: orjson always serialises it).
-    fine, seen_known = checker.fine, report.keys_seen & known
-    fps, fp_lines, dumps, xxh3 = duplicates.fps, duplicates.lines, duplicate_dumps, duplicate_xxh3
+    # were all seen before and are known (one set lookup), only needs its fingerprint taken.
+    fine, seen_known, add_fingerprint = checker.fine, report.keys_seen & known, duplicates.add
     count = 0
     for index, value, line in entries:
         count += 1
         if fine is not None and fine(value) and seen_known.issuperset(value):
-            if index != len(fps):
-                duplicates.pad(index)
-            fps.append(xxh3(dumps(value)) or 1)
-            fp_lines.append(line or 0)
+            add_fingerprint(index, value, line)
             continue
         if isinstance(value, BadRow):
             report.add(Issue("error", index, "", value.message, "fix or remove this line", line=value.line))
