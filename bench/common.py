@@ -152,7 +152,7 @@ def make_project(root: Path) -> Path:
     )
     (root / "lf-wrap.yaml").write_text(
         subprocess.run(
-            [sys.executable, "-c", "from lf_wrap.config import init_text; print(init_text(), end='')"],
+            [sys.executable, "-c", "from lf_wrap.project.config import init_text; print(init_text(), end='')"],
             check=True,
             capture_output=True,
             text=True,

@@ -84,7 +84,7 @@ def one_run(work: Path, seed: int, threads: int, isa: str, sets: list[str], slot
         sh([LFW, "export", *common, "--overwrite"], work, env, log)
         merged = work / "runs" / name / "merged"
         out = subprocess.run(
-            [sys.executable, "-m", "lf_wrap.golden", str(merged), str(REPO / "datasets" / "magic_conch.json")],
+            [sys.executable, "-m", "lf_wrap.model.golden", str(merged), str(REPO / "datasets" / "magic_conch.json")],
             cwd=work, env=env, capture_output=True, text=True, check=True,
         )  # fmt: skip
     finally:

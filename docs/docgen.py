@@ -158,7 +158,7 @@ SNIPPETS = r"talk to it from your code:"  # serve's copy-paste examples for curl
 
 
 def free_port(preferred: int = 8000) -> int:
-    from lf_wrap.network import port_free
+    from lf_wrap.util.network import port_free
 
     if port_free("127.0.0.1", preferred):
         return preferred

@@ -70,7 +70,7 @@ def write(tmp_path: Path) -> Callable[[str, Any], Path]:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo's tiny model, built once per test session."""
-    from lf_wrap.tiny_model import build
+    from lf_wrap.model.tiny import build
 
     out = tmp_path_factory.mktemp("tiny") / "tiny-qwen2"
     build(out, DATASETS, seed=0)
@@ -80,7 +80,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_family(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Callable[[str], Path]:
     """`tiny_family("llama3")`: that family's tiny look-alike, built once per session (qwen2.5 is tiny_model)."""
-    from lf_wrap.tiny_model import build
+    from lf_wrap.model.tiny import build
 
     built: dict[str, Path] = {"qwen2.5": tiny_model}
 
@@ -112,7 +112,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> dict[
     in this folder: a copy's relative paths are relative to its own folder."""
     import shutil
 
-    from lf_wrap.paths import demo_project
+    from lf_wrap.util.paths import demo_project
 
     root = tmp_path_factory.mktemp("project")
     shutil.copytree(tiny_model, root / "models" / "tiny-qwen2")

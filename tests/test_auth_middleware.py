@@ -14,14 +14,14 @@ from typing import Any
 import httpx
 import pytest
 
-from lf_wrap.check import Checker
-from lf_wrap.config import load_project
 from lf_wrap.engines import vllm as vllm_engine
+from lf_wrap.engines.inside.vllm_plugin import lf_wrap_auth
+from lf_wrap.engines.inside.vllm_plugin.lf_wrap_auth import ApiKeyMiddleware
 from lf_wrap.engines.vllm import AUTH_MIDDLEWARE, PLUGIN_DIR, Vllm
-from lf_wrap.engines.vllm_plugin import lf_wrap_auth
-from lf_wrap.engines.vllm_plugin.lf_wrap_auth import ApiKeyMiddleware
-from lf_wrap.errors import LfWrapError
-from lf_wrap.serve import plan
+from lf_wrap.project.config import load_project
+from lf_wrap.steps.check import Checker
+from lf_wrap.steps.serve import plan
+from lf_wrap.util.errors import LfWrapError
 
 KEY = "unit-test-key-41"
 

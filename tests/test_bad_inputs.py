@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from lf_wrap.data.reader import DatasetFile
 from lf_wrap.data.validate import validate_file
-from lf_wrap.errors import LfWrapError
+from lf_wrap.util.errors import LfWrapError
 
 A = {"instruction": "q", "input": "", "output": "a"}
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lf_wrap.chat import Conversation, Target, default_temperature
-from lf_wrap.snippets import client_snippets
+from lf_wrap.steps.chat import Conversation, Target, default_temperature
+from lf_wrap.steps.snippets import client_snippets
 
 from .fake_openai import FakeOpenAI, serve_fake, unused_port
 
@@ -243,7 +243,7 @@ def test_snippets_for_a_thinking_model_show_where_the_reasoning_is_and_how_to_sk
 def web(fake):
     from starlette.testclient import TestClient
 
-    from lf_wrap.chat_web import create_app
+    from lf_wrap.steps.chat_page import create_app
 
     def make(api_key: str | None = None, url: str | None = None) -> TestClient:
         conv = Conversation(Target(url or fake.url, None, api_key), max_tokens=64)

@@ -11,8 +11,8 @@ import httpx
 import openai
 import pytest
 
-from lf_wrap.check import Checker
-from lf_wrap.errors import ExternalError
+from lf_wrap.steps.check import Checker
+from lf_wrap.util.errors import ExternalError
 from tests.conftest import DATASETS
 from tests.fake_openai import FakeOpenAI, serve_fake, unused_port
 

@@ -53,7 +53,7 @@ def test_validate_does_not_import_heavy_packages(tmp_path):
 # (duplicates are found without it below 2M rows). Loading them was most of its start-up.
 NOT_FOR_VALIDATE = (
     "jinja2", "yaml", "pydantic", "filelock", "httpx", "rich", "numpy", "tqdm",
-    "lf_wrap.render", "lf_wrap.config", "lf_wrap.files", "lf_wrap.data.registry",
+    "lf_wrap.util.render", "lf_wrap.project.config", "lf_wrap.util.files", "lf_wrap.data.registry",
 )  # fmt: skip
 
 

@@ -273,11 +273,12 @@ def test_a_stopped_foreground_server_exits_128_plus_the_signal(tmp_path, sig, co
 def test_interrupted_train_and_export_raise_interrupted_with_the_signals_exit_code(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from lf_wrap import export, run_step, train
-    from lf_wrap.distributed import Launch
-    from lf_wrap.errors import ExternalError, Interrupted
-    from lf_wrap.process import Outcome
-    from lf_wrap.runs import RunFolder
+    from lf_wrap.project import run_step
+    from lf_wrap.project.launch import Launch
+    from lf_wrap.project.runs import RunFolder
+    from lf_wrap.steps import export, train
+    from lf_wrap.util.errors import ExternalError, Interrupted
+    from lf_wrap.util.process import Outcome
 
     engine = SimpleNamespace(env=lambda offline: {}, cli="llamafactory-cli")
     rendered = SimpleNamespace(text="stage: sft\n", values={}, template="qwen")
@@ -300,7 +301,7 @@ def test_interrupted_train_and_export_raise_interrupted_with_the_signals_exit_co
 
 
 def test_a_ctrl_c_while_the_engine_starts_stops_the_engine_too(tmp_path, monkeypatch):
-    from lf_wrap import process
+    from lf_wrap.util import process
 
     real_popen = subprocess.Popen
 

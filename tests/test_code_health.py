@@ -12,10 +12,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from lf_wrap.errors import ExternalError, Interrupted
-from lf_wrap.process import Outcome, spawn, stop_group
-from lf_wrap.run_step import RunStep
-from lf_wrap.runs import RunFolder
+from lf_wrap.project.run_step import RunStep
+from lf_wrap.project.runs import RunFolder
+from lf_wrap.util.errors import ExternalError, Interrupted
+from lf_wrap.util.process import Outcome, spawn, stop_group
 
 
 def test_a_run_step_records_running_then_its_outcome_and_logs_the_command(tmp_path, capsys):
@@ -59,8 +59,9 @@ def test_an_interrupted_step_says_how_to_resume_and_exits_like_a_shell(tmp_path)
 
 def test_train_and_export_failures_leave_the_same_bookkeeping(tmp_path, monkeypatch):
     """Both steps go through RunStep: the same manifest keys and the same message for a failed engine."""
-    from lf_wrap import export, run_step, train
-    from lf_wrap.distributed import Launch
+    from lf_wrap.project import run_step
+    from lf_wrap.project.launch import Launch
+    from lf_wrap.steps import export, train
 
     monkeypatch.setattr(run_step, "run_logged", lambda *a, **k: Outcome(2, None, 0.1))
     engine = SimpleNamespace(env=lambda offline: {}, cli="llamafactory-cli")
@@ -111,7 +112,7 @@ def test_stop_group_kills_what_ignores_sigterm(tmp_path):
 
 
 def test_one_percentile_for_dataset_lengths_and_latencies():
-    from lf_wrap.percentiles import percentile
+    from lf_wrap.util.percentiles import percentile
 
     assert percentile([], 0.5) == 0
     assert percentile([5, 1, 3], 0.5) == 3 and percentile([5, 1, 3], 0.0) == 1 and percentile([5, 1, 3], 1.0) == 5
@@ -139,7 +140,7 @@ def test_data_stats_and_check_speak_the_same_chat_roles():
 
 
 def test_port_free_for_ipv4_localhost_and_a_port_in_use():
-    from lf_wrap.network import port_free
+    from lf_wrap.util.network import port_free
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -166,14 +167,14 @@ def test_port_free_for_ipv4_localhost_and_a_port_in_use():
     ],
 )
 def test_one_hub_id_rule_for_init_train_render_and_pull(ref, hub):
-    from lf_wrap.hub import is_hub_id
+    from lf_wrap.model.hub import is_hub_id
 
     assert is_hub_id(ref) is hub
 
 
 def test_model_pull_refuses_what_the_hub_id_rule_refuses(tmp_path, monkeypatch):
-    from lf_wrap.errors import LfWrapError
-    from lf_wrap.hub import pull
+    from lf_wrap.model.hub import pull
+    from lf_wrap.util.errors import LfWrapError
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(LfWrapError, match="neither a local folder nor a hub id"):

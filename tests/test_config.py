@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from lf_wrap.paths import demo_project
+from lf_wrap.util.paths import demo_project
 
 DEMO = demo_project().read_text()
 

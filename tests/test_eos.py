@@ -1,4 +1,4 @@
-"""EOS agreement after export (lf_wrap/eos.py), on hand-made model folders with the real ids."""
+"""EOS agreement after export (lf_wrap/model/eos.py), on hand-made model folders with the real ids."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from lf_wrap.eos import ensure_agreement, inspect
-from lf_wrap.errors import ExternalError
-from lf_wrap.export import check_eos
+from lf_wrap.model.eos import ensure_agreement, inspect
+from lf_wrap.steps.export import check_eos
+from lf_wrap.util.errors import ExternalError
 
 QWEN = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645}
 LLAMA = {"<|begin_of_text|>": 128000, "<|end_of_text|>": 128001, "<|eom_id|>": 128008, "<|eot_id|>": 128009}

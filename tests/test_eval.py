@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lf_wrap.metrics import CharTokenizer, score
+from lf_wrap.steps.evaluate_scores import CharTokenizer, score
 from tests.conftest import DATASETS
 from tests.fake_openai import FakeOpenAI, serve_fake, unused_port
 
@@ -166,7 +166,7 @@ def test_a_run_without_an_adapter_is_refused(run, project):
 def test_held_out_rows_are_the_training_environments_own_split():
     """The same `datasets.train_test_split` call LLaMA-Factory's split_dataset makes, in .venvs/train."""
     from lf_wrap.engines.llamafactory import LlamaFactory
-    from lf_wrap.evaluate import held_out_indices
+    from lf_wrap.steps.evaluate import held_out_indices
 
     python = LlamaFactory.find().python
     held = held_out_indices(python, 56, 0.1, 42)
@@ -178,7 +178,7 @@ def test_held_out_rows_are_the_training_environments_own_split():
 
 def test_adapter_shapes_are_matched_layer_by_layer(tmp_path, tiny_model):
     """PEFT's layout: lora_A is [rank, in_features], lora_B [out_features, rank]; the base's weight [out, in]."""
-    from lf_wrap.evaluate import adapter_misfits
+    from lf_wrap.steps.evaluate import adapter_misfits
 
     layer = "base_model.model.model.layers.0.mlp.down_proj"  # hidden 128 <- intermediate 256: not square
     fits, misfit = tmp_path / "fits", tmp_path / "misfit"

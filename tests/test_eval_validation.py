@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
-from lf_wrap.init_project import validation_line
-from lf_wrap.progress import Progress, describe
+from lf_wrap.steps.init import validation_line
+from lf_wrap.util.progress import Progress, describe
 
 
 def test_render_says_why_validation_is_off_by_default(run, project):

@@ -44,7 +44,7 @@ from typing import Any
 
 import pytest
 
-from lf_wrap.paths import demo_project
+from lf_wrap.util.paths import demo_project
 
 from .conftest import DATASETS
 

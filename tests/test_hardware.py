@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lf_wrap.hardware import FAKE_ENV, Gpu, detect, parse_gpus
-from lf_wrap.models import count_parameters
+from lf_wrap.model.folder import count_parameters
+from lf_wrap.project.hardware import FAKE_ENV, Gpu, detect, parse_gpus
 
 H100 = "NVIDIA H100 80GB HBM3, 81559 MiB, 9.0"
 V100 = "Tesla V100-SXM2-16GB, 16384 MiB, 7.0"

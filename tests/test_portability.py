@@ -12,8 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lf_wrap import serve
 from lf_wrap.engines.vllm import Vllm, cpu_list
+from lf_wrap.steps import serve
 
 
 @pytest.fixture

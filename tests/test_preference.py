@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lf_wrap.preference import LogMetrics, StartPoint, summary
-from lf_wrap.preference_eval import compare
-from lf_wrap.progress import describe
+from lf_wrap.project.stages import LogMetrics, StartPoint, summary
+from lf_wrap.steps.evaluate_preference import compare
+from lf_wrap.util.progress import describe
 
 from .conftest import DATASETS
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from lf_wrap.paths import examples_dir
+from lf_wrap.util.paths import examples_dir
 
 from .conftest import DATASETS, TRAIN_SEED
 

@@ -10,12 +10,12 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lf_wrap.defaults import export_defaults, stage_defaults, train_defaults
 from lf_wrap.engines import schema
-from lf_wrap.errors import LfWrapError
-from lf_wrap.hardware import Hardware
-from lf_wrap.paths import templates_dir
-from lf_wrap.render import list_templates, render_json, render_yaml, to_yaml
+from lf_wrap.project.defaults import export_defaults, stage_defaults, train_defaults
+from lf_wrap.project.hardware import Hardware
+from lf_wrap.util.errors import LfWrapError
+from lf_wrap.util.paths import templates_dir
+from lf_wrap.util.render import list_templates, render_json, render_yaml, to_yaml
 
 TRAIN_TEMPLATES = list_templates("train")
 EXPORT_TEMPLATES = list_templates("export")
@@ -32,7 +32,7 @@ CPU = Hardware((), cuda=False, bf16=False, how="test")
 
 
 def values_for(template: str) -> dict:
-    """What config.py hands a template: lf_wrap/defaults.py, the hardware values, lf-wrap's own keys."""
+    """What config.py hands a template: lf_wrap/project/defaults.py, the hardware values, lf-wrap's own keys."""
     group, name = template.split("/")
     if group == "export":
         needed = {k: REQUIRED[k] for k in ("model_name_or_path", "adapter_name_or_path", "template", "export_dir")}
@@ -79,7 +79,9 @@ def test_a_missing_required_value_is_an_error_not_an_empty_string(template):
 def test_templates_carry_no_values_of_their_own(template):
     text = (templates_dir() / template).read_text()
     assert 'p("' in text
-    assert not re.search(r"p\(\s*\"[^\"]+\"\s*,", text), "a default in a template: put it in lf_wrap/defaults.py"
+    assert not re.search(r"p\(\s*\"[^\"]+\"\s*,", text), (
+        "a default in a template: put it in lf_wrap/project/defaults.py"
+    )
 
 
 def test_every_default_names_its_source():
@@ -188,7 +190,7 @@ def test_json_filter_escapes_for_dataset_info():
 def test_sandbox_blocks_attribute_escapes(tmp_path, monkeypatch):
     from jinja2.exceptions import SecurityError
 
-    from lf_wrap import render
+    from lf_wrap.util import render
 
     (tmp_path / "evil.j2").write_text("{{ ''.__class__.__mro__[1].__subclasses__() }}")
     render._env.cache_clear()

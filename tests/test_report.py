@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lf_wrap import report
+from lf_wrap.steps import report
 from tests.conftest import DATASETS
 
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from lf_wrap.engines.llamafactory import LlamaFactory
-from lf_wrap.template_check import fix_flags
+from lf_wrap.model.template_agreement import fix_flags
 
 from .conftest import REPO
 from .template_families import FAMILIES, FIXTURES, build

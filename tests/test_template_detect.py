@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lf_wrap.errors import LfWrapError
-from lf_wrap.template_detect import detect
+from lf_wrap.model.template_choice import detect
+from lf_wrap.util.errors import LfWrapError
 
 CHATML = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
 

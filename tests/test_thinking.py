@@ -9,9 +9,9 @@ import socket
 
 import pytest
 
-from lf_wrap.check import Checker, reasoning
 from lf_wrap.engines.vllm import Vllm
-from lf_wrap.thinking import REASONING_PARSERS, serve_flags, training_thinking
+from lf_wrap.model.thinking import REASONING_PARSERS, serve_flags, training_thinking
+from lf_wrap.steps.check import Checker, reasoning
 
 from .conftest import DATASETS
 
@@ -81,7 +81,7 @@ def _free_port() -> int:
     ],
 )  # fmt: skip
 def test_serve_reads_the_runs_thinking_record(run, tiny_family, tmp_path, thinking, expected):
-    from lf_wrap.runs import RunFolder
+    from lf_wrap.project.runs import RunFolder
 
     folder = RunFolder(tmp_path / "runs" / "think")
     shutil.copytree(tiny_family("qwen3"), folder.merged)

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from lf_wrap.tiny_model import QWEN_DEFAULT_SYSTEM, build
+from lf_wrap.model.tiny import QWEN_DEFAULT_SYSTEM, build
 
 from .conftest import DATASETS
 
@@ -198,8 +198,8 @@ def test_r1_family_opens_the_think_block_in_the_generation_prompt(tiny_family):
 def test_r1_family_ships_the_real_tokenizer_class_which_train_refuses_with_the_fix(tiny_family, tmp_path):
     from transformers import AutoTokenizer
 
-    from lf_wrap.errors import LfWrapError
-    from lf_wrap.tokenizer_check import check_tokenizer_class
+    from lf_wrap.model.tokenizer import check_tokenizer_class
+    from lf_wrap.util.errors import LfWrapError
 
     model = tmp_path / "r1"
     shutil.copytree(tiny_family("deepseek-r1-distill"), model)
@@ -236,7 +236,7 @@ def test_llama3_family_writes_the_cutting_knowledge_system_block(tiny_family):
 
 def test_cli_family_choices_are_the_built_families():
     from lf_wrap.cli import model_tiny
-    from lf_wrap.tiny_model import FAMILIES as BUILT
+    from lf_wrap.model.tiny import FAMILIES as BUILT
 
     choice = next(p for p in model_tiny.params if p.name == "family")
     assert list(choice.type.choices) == list(BUILT) == FAMILIES
@@ -245,7 +245,7 @@ def test_cli_family_choices_are_the_built_families():
 # -- sizes (--size) -----------------------------------------------------------------------------
 def test_cli_size_choices_are_the_built_sizes():
     from lf_wrap.cli import model_tiny
-    from lf_wrap.tiny_model import SIZES
+    from lf_wrap.model.tiny import SIZES
 
     choice = next(p for p in model_tiny.params if p.name == "size_name")
     assert list(choice.type.choices) == list(SIZES) == ["demo", "bench"]
@@ -263,8 +263,8 @@ def test_bench_size_is_a_qwen2_shape_big_enough_for_batching_to_matter(run, tmp_
 
 
 def test_unknown_size_is_refused_with_the_choices():
-    from lf_wrap.errors import LfWrapError
-    from lf_wrap.tiny_model import size
+    from lf_wrap.model.tiny import size
+    from lf_wrap.util.errors import LfWrapError
 
     with pytest.raises(LfWrapError, match="unknown model size 'huge'") as err:
         size("huge")

@@ -1,4 +1,4 @@
-"""A byte-level tokenizer.json behind a Llama tokenizer class is refused before training (lf_wrap/tokenizer_check.py)."""
+"""A byte-level tokenizer.json behind a Llama tokenizer class is refused before training (lf_wrap/model/tokenizer.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lf_wrap.errors import LfWrapError
-from lf_wrap.tokenizer_check import check_tokenizer_class
+from lf_wrap.model.tokenizer import check_tokenizer_class
+from lf_wrap.util.errors import LfWrapError
 
 from .conftest import DATASETS
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from lf_wrap.engines.llamafactory import LlamaFactory, probe_cache_path
-from lf_wrap.golden import reproduced
+from lf_wrap.model.golden import reproduced
 
 from .conftest import DATASETS, REPO
 

@@ -8,7 +8,7 @@ import pytest
 
 from lf_wrap.engines import vllm as vllm_engine
 from lf_wrap.engines.vllm import Vllm, find_tcmalloc
-from lf_wrap.serve import parallel_sizes
+from lf_wrap.steps.serve import parallel_sizes
 
 TUNING = ("VLLM_ENABLE_V1_MULTIPROCESSING", "OMP_NUM_THREADS", "VLLM_CPU_OMP_THREADS_BIND", "LD_PRELOAD")
 

@@ -18,8 +18,8 @@ from typing import Any
 from lf_wrap.data.formats import OPENAI_TAGS, Spec
 from lf_wrap.data.reader import DatasetFile, Row
 from lf_wrap.data.validate import Report, validate_file
-from lf_wrap.errors import LfWrapError
-from lf_wrap.files import atomic_write
+from lf_wrap.util.errors import LfWrapError
+from lf_wrap.util.files import atomic_write
 
 TARGETS = ("alpaca", "sharegpt", "openai")
 ROLE_NAMES = ("user", "assistant", "observation", "function", "system")

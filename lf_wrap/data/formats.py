@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from lf_wrap.errors import LfWrapError
+from lf_wrap.util.errors import LfWrapError
 
 Formatting = Literal["alpaca", "sharegpt", "openai"]
 FORMATS = ("alpaca", "sharegpt", "openai", "preference", "kto")

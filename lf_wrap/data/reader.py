@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from lf_wrap.errors import LfWrapError
+from lf_wrap.util.errors import LfWrapError
 
 SUPPORTED_SUFFIXES = (".json", ".jsonl")
 _WS = b" \t\r\n"

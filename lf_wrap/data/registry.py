@@ -18,9 +18,9 @@ from typing import Any, Literal
 
 from lf_wrap.data.formats import DEFAULT_TAGS, FormatName, spec_from_entry
 from lf_wrap.data.validate import MAX_LISTED, Report, validate_file, validate_with_spec
-from lf_wrap.errors import LfWrapError
-from lf_wrap.files import atomic_copy, atomic_write, locked, remove_stale_temps
-from lf_wrap.render import render_json
+from lf_wrap.util.errors import LfWrapError
+from lf_wrap.util.files import atomic_copy, atomic_write, locked, remove_stale_temps
+from lf_wrap.util.render import render_json
 
 INFO_NAME = "dataset_info.json"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")

@@ -31,7 +31,7 @@ class Shape:
         return Shape(self.rows + other.rows, self.with_system + other.with_system, self.multi_turn + other.multi_turn)
 
     def kinds(self) -> dict[str, Any]:
-        """What the template check counts (engines/llamafactory_probe.py's job "data")."""
+        """What the template check counts (engines/inside/llamafactory_probe.py's job "data")."""
         return {"with_system": self.with_system > 0, "multi_turn": self.multi_turn > 0, "rows": self.rows}
 
     def describe(self) -> str:

@@ -10,8 +10,8 @@ from typing import Any
 
 from lf_wrap.data.convert import Conversation, iter_conversations
 from lf_wrap.data.validate import Report, validate_file
-from lf_wrap.errors import LfWrapError, require
-from lf_wrap.percentiles import percentile
+from lf_wrap.util.errors import LfWrapError, require
+from lf_wrap.util.percentiles import percentile
 
 
 @dataclass

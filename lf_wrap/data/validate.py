@@ -19,7 +19,7 @@ from typing import Any, Literal
 from lf_wrap.data.duplicates import DuplicateFinder
 from lf_wrap.data.formats import FormatName, Spec, detect_format, spec_for_format
 from lf_wrap.data.reader import BadRow, DatasetFile, Entry, Row
-from lf_wrap.errors import LfWrapError
+from lf_wrap.util.errors import LfWrapError
 
 MAX_LISTED = 50
 Severity = Literal["error", "warning"]

@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from lf_wrap.engines.locate import locate
-from lf_wrap.errors import ExternalError, LfWrapError
-from lf_wrap.files import atomic_write
-from lf_wrap.paths import cache_dir
-from lf_wrap.runs import sha256_file
+from lf_wrap.project.runs import sha256_file
+from lf_wrap.util.errors import ExternalError, LfWrapError
+from lf_wrap.util.files import atomic_write
+from lf_wrap.util.paths import cache_dir
 
 ENV_VAR = "LF_WRAP_LLAMAFACTORY_CLI"
 DEFAULT_VENV = Path(".venvs") / "train"
-PROBE = Path(__file__).with_name("llamafactory_probe.py")
+PROBE = Path(__file__).resolve().parent / "inside" / "llamafactory_probe.py"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt", ".h5", ".msgpack")
 INSTALL_HINT = (
     "install it with `make setup-train` (a .venvs/train environment), or `pip install llamafactory==0.9.5` "

@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from lf_wrap.errors import LfWrapError
+from lf_wrap.util.errors import LfWrapError
 
 
 def _source_checkout() -> Path:

@@ -21,7 +21,7 @@ help (bench/bench_serving.py; the user's own variables always win):
 
 With an API key, the key goes to the server in VLLM_API_KEY (vLLM reads it like
 `--api-key`, but the environment is not visible in `ps` the way arguments are), and
-vllm_plugin/ goes first on PYTHONPATH so that `--middleware lf_wrap_auth.ApiKeyMiddleware`
+inside/vllm_plugin/ goes first on PYTHONPATH so that `--middleware lf_wrap_auth.ApiKeyMiddleware`
 can put every route but /health behind the key (vLLM's own check covers only /v1 and a few
 other prefixes).
 """
@@ -37,7 +37,7 @@ from lf_wrap.engines.locate import locate
 
 ENV_VAR = "LF_WRAP_VLLM"
 KEY_ENV = "VLLM_API_KEY"  # read by vLLM itself and by lf_wrap_auth.ApiKeyMiddleware
-PLUGIN_DIR = Path(__file__).resolve().parent / "vllm_plugin"
+PLUGIN_DIR = Path(__file__).resolve().parent / "inside" / "vllm_plugin"
 AUTH_MIDDLEWARE = "lf_wrap_auth.ApiKeyMiddleware"
 DEFAULT_VENV = Path(".venvs") / "serve"
 SMALL_MACHINE_CPUS = 4

@@ -1,0 +1,402 @@
+"""`lf-wrap serve`: start `vllm serve` on the run's merged model (or any model folder, or
+base model + LoRA adapter), wait until /health answers, and manage it when detached.
+
+The server runs in its own process group; its output goes to runs/<name>/serve.log.  A
+detached server is described by runs/<name>/serve.json (pid, process start time, port):
+`serve stop` stops exactly that process group, never anything found by name.
+
+With an API key, the key reaches the server in VLLM_API_KEY (never on its command line)
+and lf_wrap_auth.ApiKeyMiddleware (engines/inside/vllm_plugin) refuses every request without it
+on every route but GET /health; vLLM's own check covers only /v1 and a few prefixes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lf_wrap.engines.vllm import AUTH_MIDDLEWARE, KEY_ENV, TCMALLOC_HINT, Vllm
+from lf_wrap.model.folder import check_model_dir
+from lf_wrap.model.thinking import serve_flags
+from lf_wrap.project.config import Project
+from lf_wrap.project.runs import RunFolder, now
+from lf_wrap.util.errors import ExternalError, Interrupted, LfWrapError
+from lf_wrap.util.files import atomic_write
+from lf_wrap.util.network import port_free
+from lf_wrap.util.process import run_logged, shell_line, spawn, stop_group, tail
+
+SECRET_FLAGS = ("--api-key",)
+SECRET_ENV = (KEY_ENV,)
+
+
+@dataclass
+class ServePlan:
+    run: RunFolder
+    model: Path
+    command: list[str]
+    env: dict[str, str]
+    env_changes: dict[str, str]
+    host: str
+    port: int
+    served_name: str
+    api_key: str | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.run.root / "serve.log"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.run.root / "serve.json"
+
+    def printable(self) -> str:
+        return shell_line(redact(self.command), redact_env(self.env_changes))
+
+
+def redact(cmd: list[str]) -> list[str]:
+    out = list(cmd)
+    for i, arg in enumerate(out):
+        if arg in SECRET_FLAGS and i + 1 < len(out):
+            out[i + 1] = "***"
+        for flag in SECRET_FLAGS:
+            if arg.startswith(flag + "="):
+                out[i] = flag + "=***"
+    return out
+
+
+def redact_env(env: dict[str, str]) -> dict[str, str]:
+    return {k: "***" if k in SECRET_ENV else v for k, v in env.items()}
+
+
+def is_public(host: str) -> bool:
+    if host in ("localhost", ""):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
+def plan(
+    project: Project,
+    *,
+    model: Path | None,
+    adapter: Path | None,
+    adapter_name: str | None,
+    served_name: str | None,
+    tokenizer: Path | None,
+    max_model_len: int | None,
+    host: str,
+    port: int,
+    api_key: str | None,
+    tensor_parallel_size: int | None,
+    dtype: str | None,
+    extra: tuple[str, ...],
+    pipeline_parallel_size: int | None = None,
+    data_parallel_size: int | None = None,
+    chat_template: Path | None = None,
+) -> ServePlan:
+    run = RunFolder(project.run_dir.resolve())
+    if any(a.partition("=")[0].replace("_", "-") in SECRET_FLAGS for a in extra):  # vLLM reads --api_key too
+        raise LfWrapError(
+            "--vllm-arg=--api-key would put the key on the command line (every user sees it in `ps`) and "
+            "leave /invocations, /tokenize, /metrics and more open",
+            hint="use `lf-wrap serve --api-key KEY` (or LF_WRAP_API_KEY): every route but /health needs the key",
+        )
+    # A VLLM_API_KEY the server would inherit counts as the key: then every route needs it, not only /v1.
+    api_key = api_key or os.environ.get(KEY_ENV) or None
+    from_run = model is None
+    if model is None:
+        if adapter is not None:
+            model = project.path(project.config.model)
+        else:
+            model = run.merged
+            if not model.exists():
+                raise LfWrapError(
+                    f"{run.merged}: no exported model for run {run.name!r}",
+                    hint="run `lf-wrap export` first, or pass a MODEL folder (or --adapter with the base model)",
+                )
+    config = check_model_dir(model, "model")
+    if served_name is None:
+        # With an adapter, clients ask for the adapter by the run name; the base gets "-base".
+        served_name = f"{run.name}-base" if adapter is not None else run.name
+    flags: list[str] = ["--served-model-name", served_name, "--host", host, "--port", str(port)]
+    if tokenizer is not None:
+        check_model_dir_tokenizer(tokenizer)
+        flags += ["--tokenizer", str(tokenizer)]
+    limit = config.get("max_position_embeddings")
+    if max_model_len is not None:
+        if isinstance(limit, int) and max_model_len > limit:
+            raise LfWrapError(
+                f"--max-model-len {max_model_len} is above the model's limit ({limit}, max_position_embeddings "
+                f"in {model / 'config.json'})",
+                hint=f"use --max-model-len {limit} or less",
+            )
+        flags += ["--max-model-len", str(max_model_len)]
+    if adapter is not None:
+        if not (adapter / "adapter_config.json").exists():
+            raise LfWrapError(f"{adapter}: not a LoRA adapter (no adapter_config.json)", hint="pass runs/<name>/output")
+        rank = json.loads((adapter / "adapter_config.json").read_text()).get("r", 16)
+        name = adapter_name or run.name
+        flags += ["--enable-lora", "--lora-modules", f"{name}={adapter.resolve()}", "--max-lora-rank", str(rank)]
+    if tensor_parallel_size:
+        flags += ["--tensor-parallel-size", str(tensor_parallel_size)]
+    if pipeline_parallel_size:
+        flags += ["--pipeline-parallel-size", str(pipeline_parallel_size)]
+    if data_parallel_size:
+        flags += ["--data-parallel-size", str(data_parallel_size)]
+    if dtype:
+        flags += ["--dtype", dtype]
+    if chat_template is not None:  # e.g. the training template (template_check.chat_template_file)
+        if not chat_template.is_file():
+            raise LfWrapError(f"--chat-template {chat_template}: no such file", hint="pass `training` or a .jinja file")
+        flags += ["--chat-template", str(chat_template.resolve())]
+    if api_key:  # the key itself travels in the environment (KEY_ENV), not on the command line
+        flags += ["--middleware", AUTH_MIDDLEWARE]
+    if from_run:  # the run's own model: serve it the way it was trained to think (lf_wrap/model/thinking.py)
+        flags += serve_flags(run.manifest().get("train", {}).get("thinking"), extra)
+    flags += list(extra)
+    engine = Vllm.find(project.config.vllm, project.root)
+    if engine.cpu_build and not dtype and not any(a.startswith("--dtype") for a in extra):
+        flags += ["--dtype", "float32"]  # CPU kernels: float32 is exact and fast enough for small models
+    command = engine.command(str(model.resolve()), flags)
+    sizes = parallel_sizes(flags)  # --vllm-arg may set them too
+    env, changes = engine.env(
+        offline=True, workers=sizes["tp"] * sizes["pp"], data_parallel=sizes["dp"], api_key=api_key
+    )
+    warnings = []
+    if is_public(host) and not api_key:
+        warnings.append(
+            f"warning: serving on {host} without --api-key: anyone who can reach this machine can use the model "
+            "(set --api-key or LF_WRAP_API_KEY)"
+        )
+    if engine.cpu_build and "tcmalloc" not in env.get("LD_PRELOAD", ""):
+        warnings.append(f"note: {TCMALLOC_HINT}")
+    if not port_free(host, port):
+        raise LfWrapError(f"port {port} on {host} is already in use", hint="pick another --port, or stop what uses it")
+    return ServePlan(
+        run, model.resolve(), command, env, changes, host, port, served_name or run.name, api_key, warnings
+    )
+
+
+_SIZE_FLAGS = {
+    "--tensor-parallel-size": "tp", "-tp": "tp",
+    "--pipeline-parallel-size": "pp", "-pp": "pp",
+    "--data-parallel-size": "dp", "-dp": "dp",
+}  # fmt: skip
+
+
+def parallel_sizes(flags: list[str]) -> dict[str, int]:
+    """Tensor/pipeline/data parallel sizes as vLLM will read them from `flags` (last one wins)."""
+    sizes = {"tp": 1, "pp": 1, "dp": 1}
+    for i, flag in enumerate(flags):
+        name, eq, value = flag.partition("=")
+        if name in _SIZE_FLAGS:
+            raw = value if eq else (flags[i + 1] if i + 1 < len(flags) else "")
+            with contextlib.suppress(ValueError):
+                sizes[_SIZE_FLAGS[name]] = max(1, int(raw))
+    return sizes
+
+
+def check_model_dir_tokenizer(path: Path) -> None:
+    if not path.is_dir() or not any((path / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")):
+        raise LfWrapError(f"--tokenizer {path}: no tokenizer files there", hint="pass a folder with tokenizer.json")
+
+
+# -- waiting for the server -----------------------------------------------------------------
+def wait_healthy(p: ServePlan, proc_alive: Any, timeout_s: float) -> float:
+    """Poll /health until it answers 200; fail early if the process died. Returns seconds."""
+    import httpx
+
+    start = time.monotonic()
+    url = f"{p.base_url}/health"
+    # One client for the whole wait: httpx.get() builds a new client (and TLS context) per call,
+    # ~20 ms of CPU (measured; 0.1 ms with one client) that a 2-core machine starting vLLM cannot spare.
+    with httpx.Client(timeout=2.0) as client:
+        while True:
+            if not proc_alive():
+                raise ExternalError(
+                    f"the vLLM server exited while starting. Last lines of {p.log}:\n{tail(p.log, 25)}",
+                    hint=f"full log: {p.log}",
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get(url).status_code == 200:
+                    return time.monotonic() - start
+            if time.monotonic() - start > timeout_s:
+                raise ExternalError(
+                    f"the vLLM server did not become healthy within {timeout_s:.0f} s (log: {p.log})",
+                    hint="raise --timeout for big models; last log lines:\n" + tail(p.log, 10),
+                )
+            time.sleep(0.1)  # polling every 0.5 s added 0.25 s to the average start
+
+
+def _start_time(pid: int) -> float | None:
+    """When the process started (seconds since the epoch), from psutil: Linux, macOS and BSD alike,
+    so a recycled pid is told apart from the server lf-wrap started everywhere, not only where /proc is."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.Error, OSError):
+        return None
+
+
+def _legacy_start_time(pid: int) -> str | None:
+    """The /proc start time (clock ticks since boot) that serve.json files of lf-wrap <= 0.1.0 hold."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def serve_foreground(p: ServePlan) -> None:
+    """Run until the server exits (0) or is stopped: Ctrl-C / SIGTERM raise Interrupted (exit 130 / 143).
+    Prints the log as it grows."""
+    p.run.root.mkdir(parents=True, exist_ok=True)
+    click.echo(f"$ {p.printable()}", err=True)
+    stop_follow = threading.Event()
+    state: dict[str, Any] = {"offset": p.log.stat().st_size if p.log.exists() else 0, "ready": False}
+    started = time.monotonic()
+
+    def follow() -> None:
+        import httpx
+
+        client = httpx.Client(timeout=1.0)  # one client: httpx.get() costs ~20 ms of CPU a call
+        while not stop_follow.is_set():
+            if p.log.exists():
+                with p.log.open("rb") as f:
+                    f.seek(state["offset"])
+                    data = f.read()
+                    state["offset"] += len(data)
+                if data:
+                    click.echo(data.decode("utf-8", "replace"), nl=False, err=True)
+            if not state["ready"]:
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(f"{p.base_url}/health").status_code == 200:
+                        state["ready"] = True
+                        click.echo(
+                            f"ready in {time.monotonic() - started:.0f} s: {p.base_url}/v1 serves {p.served_name!r} "
+                            "(Ctrl-C stops it)",
+                            err=True,
+                        )
+                        from lf_wrap.steps.snippets import for_server
+
+                        click.echo(for_server(p.base_url, p.served_name, api_key_required=bool(p.api_key),
+                                              model_dir=p.model, run_root=p.run.root), err=True)  # fmt: skip
+            stop_follow.wait(0.1 if not state["ready"] else 0.5)
+        client.close()
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    try:
+        outcome = run_logged(
+            p.command, p.log, env=p.env, cwd=p.run.root, header=f"# {now()} $ {p.printable()}\n", poll_s=0.5
+        )
+    finally:
+        stop_follow.set()
+        thread.join(timeout=2)
+    if outcome.interrupted:  # exit 130 (Ctrl-C) or 143 (SIGTERM), as a shell reports a stopped process
+        raise Interrupted(f"server stopped ({outcome.interrupted})", outcome.interrupted)
+    if outcome.returncode != 0:
+        raise ExternalError(f"the vLLM server exited with code {outcome.returncode}", hint=f"log: {p.log}")
+
+
+def serve_detached(p: ServePlan, timeout_s: float) -> dict[str, Any]:
+    existing = read_pidfile(p.pidfile)
+    if existing and process_matches(existing):
+        raise LfWrapError(
+            f"a server for run {p.run.name!r} is already running (pid {existing['pid']}, {existing['base_url']})",
+            hint="stop it with `lf-wrap serve stop`",
+        )
+    p.run.root.mkdir(parents=True, exist_ok=True)
+    click.echo(f"$ {p.printable()}", err=True)
+    proc = spawn(p.command, p.log, env=p.env, cwd=p.run.root, header=f"# {now()} $ {p.printable()}\n")
+    info = {
+        "pid": proc.pid,
+        "pgid": proc.pid,
+        "start_time": _start_time(proc.pid),
+        "base_url": p.base_url,
+        "host": p.host,
+        "port": p.port,
+        "served_model_name": p.served_name,
+        "model": str(p.model),
+        "command": redact(p.command),
+        "log": str(p.log),
+        "started": now(),
+        "api_key_required": bool(p.api_key),
+    }
+    atomic_write(p.pidfile, json.dumps(info, indent=2) + "\n")
+    try:
+        seconds = wait_healthy(p, lambda: proc.poll() is None, timeout_s)
+    except BaseException:
+        stop_group(proc.pid)
+        proc.wait()
+        p.pidfile.unlink(missing_ok=True)
+        raise
+    info["ready_after_s"] = round(seconds, 1)
+    atomic_write(p.pidfile, json.dumps(info, indent=2) + "\n")
+    p.run.record("serve", {k: v for k, v in info.items() if k not in ("pid", "pgid", "start_time")})
+    return info
+
+
+# -- status / stop --------------------------------------------------------------------------
+def read_pidfile(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        return None
+
+
+def process_matches(info: dict[str, Any]) -> bool:
+    """Is the pid still the very process lf-wrap started (not a recycled pid)?"""
+    pid, recorded = info.get("pid"), info.get("start_time")
+    if not isinstance(pid, int) or isinstance(recorded, bool):
+        return False
+    if isinstance(recorded, str):  # an older serve.json: /proc's clock ticks
+        return _legacy_start_time(pid) == recorded
+    started = _start_time(pid)
+    return isinstance(recorded, int | float) and started is not None and abs(started - recorded) < 0.05
+
+
+def status(pidfile: Path) -> dict[str, Any]:
+    info = read_pidfile(pidfile)
+    if info is None:
+        return {"running": False, "reason": f"no server recorded in {pidfile}"}
+    if not process_matches(info):
+        return {"running": False, "stale": True, "reason": f"pid {info.get('pid')} is gone (stale {pidfile})", **info}
+    import httpx
+
+    try:
+        healthy = httpx.get(f"{info['base_url']}/health", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        healthy = False
+    return {"running": True, "healthy": healthy, **info}
+
+
+def stop(pidfile: Path) -> str:
+    info = read_pidfile(pidfile)
+    if info is None:
+        raise LfWrapError(f"no detached server recorded in {pidfile}", hint="start one with `lf-wrap serve --detach`")
+    if not process_matches(info):
+        pidfile.unlink(missing_ok=True)
+        return f"server pid {info.get('pid')} was not running; removed the stale {pidfile.name}"
+    stop_group(int(info["pgid"]))
+    pidfile.unlink(missing_ok=True)
+    return f"stopped the server (pid {info['pid']}, {info['base_url']})"
