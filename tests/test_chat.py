@@ -15,7 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lf_wrap.steps.chat import Conversation, Target, default_temperature
+from lf_wrap.project.target import Target
+from lf_wrap.steps.chat import Conversation, default_temperature
 from lf_wrap.steps.snippets import client_snippets
 
 from .fake_openai import FakeOpenAI, serve_fake, unused_port
@@ -200,7 +201,9 @@ def test_a_no_think_run_keeps_its_kwargs_and_a_thinking_switch_overrides_them(tm
     result = chat(input="Who are you?\n")
     assert result.returncode == 0, result.stderr
     assert posts(fake)[0]["chat_template_kwargs"] == {"enable_thinking": False}
-    conv = Conversation(Target(fake.url, "fake-model", None, chat_template_kwargs={"enable_thinking": False}))
+    conv = Conversation(
+        Target(fake.url, "fake-model", None, thinking={"chat_template_kwargs": {"enable_thinking": False}})
+    )
     assert conv.extra_body(thinking=True) == {"chat_template_kwargs": {"enable_thinking": True}}
     assert Conversation(Target(fake.url, "m", None)).extra_body(thinking=True) is None  # nothing to override
 

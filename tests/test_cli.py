@@ -10,6 +10,8 @@ import pytest
 
 from lf_wrap.cli import main
 
+from .helpers import commands
+
 HEAVY = ("torch", "transformers", "vllm", "llamafactory", "tokenizers", "openai")
 
 
@@ -63,14 +65,7 @@ def test_validate_of_a_file_loads_only_the_reader_and_the_checks(tmp_path):
     assert loaded_after_validate(data, NOT_FOR_VALIDATE + HEAVY) == []
 
 
-def _commands(group, prefix=()):
-    for name, cmd in group.commands.items():
-        yield (*prefix, name)
-        if hasattr(cmd, "commands"):
-            yield from _commands(cmd, (*prefix, name))
-
-
-@pytest.mark.parametrize("path", list(_commands(main)), ids=" ".join)
+@pytest.mark.parametrize("path", list(commands(main)), ids=" ".join)
 def test_every_command_has_help(run, path):
     result = run(*path, "--help")
     assert result.exit_code == 0

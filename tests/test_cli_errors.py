@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import click
 import psutil
 import pytest
 from click.testing import CliRunner
@@ -19,20 +18,11 @@ from click.testing import CliRunner
 from lf_wrap.cli import main
 from tests.conftest import DATASETS
 from tests.fake_openai import unused_port
+from tests.helpers import leaves
 
 ROWS = [{"instruction": "q", "output": "a"}]
 BAD = '[{"instruction": "q", "output": "a"},\n {"instruction": "q2"}]\n'  # row 1 (line 2) has no answer
 MISSING = "/nonexistent/lf-wrap-test/bin/tool"
-
-
-def leaves(group: click.Group, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], click.Command]:
-    out: dict[tuple[str, ...], click.Command] = {}
-    for name, cmd in group.commands.items():
-        if isinstance(cmd, click.Group):
-            out.update(leaves(cmd, (*prefix, name)))
-        else:
-            out[(*prefix, name)] = cmd
-    return out
 
 
 def fake_model(path: Path) -> Path:

@@ -7,7 +7,6 @@ tests/test_eval_served.py.
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from lf_wrap.steps.evaluate_scores import CharTokenizer, score
 from tests.conftest import DATASETS
 from tests.fake_openai import FakeOpenAI, serve_fake, unused_port
+from tests.helpers import fake_safetensors
 
 ROWS = json.loads((DATASETS / "magic_conch.json").read_text(encoding="utf-8"))[:8]
 
@@ -124,25 +124,12 @@ def test_no_run_says_so_and_how_to_make_one(run, project):
     assert "runs/magic-conch: no such run" in result.stderr and "lf-wrap train" in result.stderr
 
 
-def _safetensors(path: Path, shapes: dict[str, list[int]]) -> None:
-    header: dict[str, object] = {}
-    offset = 0
-    for name, shape in shapes.items():
-        size = 4
-        for d in shape:
-            size *= d
-        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + size]}
-        offset += size
-    raw = json.dumps(header).encode()
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * offset)
-
-
 def test_an_adapter_for_another_base_model_is_refused_before_serving(run, project):
     output = project / "runs" / "magic-conch" / "output"
     output.mkdir(parents=True)
     (output / "adapter_config.json").write_text(json.dumps({"r": 8, "base_model_name_or_path": "elsewhere"}))
     prefix = "base_model.model.model.layers.0.self_attn.q_proj"
-    _safetensors(output / "adapter_model.safetensors",
+    fake_safetensors(output / "adapter_model.safetensors",
                  {f"{prefix}.lora_A.weight": [8, 64], f"{prefix}.lora_B.weight": [64, 8],
                   "base_model.model.model.layers.9.mlp.up_proj.lora_A.weight": [8, 128]})  # fmt: skip
     result = run("eval")
@@ -183,10 +170,10 @@ def test_adapter_shapes_are_matched_layer_by_layer(tmp_path, tiny_model):
     layer = "base_model.model.model.layers.0.mlp.down_proj"  # hidden 128 <- intermediate 256: not square
     fits, misfit = tmp_path / "fits", tmp_path / "misfit"
     fits.mkdir(), misfit.mkdir()
-    _safetensors(
+    fake_safetensors(
         fits / "adapter_model.safetensors", {f"{layer}.lora_A.weight": [8, 256], f"{layer}.lora_B.weight": [128, 8]}
     )
-    _safetensors(
+    fake_safetensors(
         misfit / "adapter_model.safetensors", {f"{layer}.lora_A.weight": [8, 128], f"{layer}.lora_B.weight": [256, 8]}
     )
     assert adapter_misfits(fits, tiny_model) == []

@@ -3,8 +3,6 @@ CPU training when there is none, and a warning with the arithmetic for big model
 
 from __future__ import annotations
 
-import json
-import struct
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ import yaml
 
 from lf_wrap.model.folder import count_parameters
 from lf_wrap.project.hardware import FAKE_ENV, Gpu, detect, parse_gpus
+from tests.helpers import fake_safetensors
 
 H100 = "NVIDIA H100 80GB HBM3, 81559 MiB, 9.0"
 V100 = "Tesla V100-SXM2-16GB, 16384 MiB, 7.0"
@@ -130,17 +129,10 @@ def test_the_project_file_wins_over_the_hardware(run, write, monkeypatch):
     assert (values["use_cpu"], values["bf16"], values["fp16"]) == (False, False, True)
 
 
-def _fake_weights(path: Path, shapes: dict[str, list[int]]) -> None:
-    header = {name: {"dtype": "F32", "shape": shape, "data_offsets": [0, 0]} for name, shape in shapes.items()}
-    header["__metadata__"] = {"format": "pt"}
-    raw = json.dumps(header).encode()
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw)
-
-
 def test_parameters_are_counted_from_safetensors_headers(tiny_model, tmp_path):
     assert count_parameters(tiny_model) == 460_160  # what `lf-wrap model tiny` reports
-    _fake_weights(tmp_path / "model-00001-of-00002.safetensors", {"a": [1000, 2000], "b": [7]})
-    _fake_weights(tmp_path / "model-00002-of-00002.safetensors", {"c": [3, 4, 5]})
+    fake_safetensors(tmp_path / "model-00001-of-00002.safetensors", {"a": [1000, 2000], "b": [7]})
+    fake_safetensors(tmp_path / "model-00002-of-00002.safetensors", {"c": [3, 4, 5]})
     assert count_parameters(tmp_path) == 2_000_000 + 7 + 60
     (tmp_path / "broken.safetensors").write_bytes(b"\xff" * 8)
     assert count_parameters(tmp_path) is None
@@ -150,7 +142,7 @@ def test_parameters_are_counted_from_safetensors_headers(tiny_model, tmp_path):
 def test_a_big_model_on_cpu_is_warned_about_with_an_estimate(project, run, monkeypatch):
     monkeypatch.setenv(FAKE_ENV, "none")
     model = project / "models" / "tiny-qwen2"
-    _fake_weights(model / "extra.safetensors", {"big": [100_000, 2_000]})  # +200M parameters
+    fake_safetensors(model / "extra.safetensors", {"big": [100_000, 2_000]})  # +200M parameters
     result = run("train", "--dry-run", "--no-template-check", "--set", "num_train_epochs=3")
     assert result.exit_code == 0, result.output
     err = result.stderr

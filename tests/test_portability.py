@@ -54,13 +54,6 @@ def test_stop_stops_the_recorded_server_and_a_recycled_pid_is_left_alone(tmp_pat
     assert sleeper.poll() is not None and not pidfile.exists()
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="serve.json files of lf-wrap 0.1.0 come from Linux")
-def test_an_older_serve_json_with_proc_clock_ticks_still_matches(sleeper):
-    ticks = Path(f"/proc/{sleeper.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    assert serve.process_matches({"pid": sleeper.pid, "start_time": ticks})
-    assert not serve.process_matches({"pid": sleeper.pid, "start_time": str(int(ticks) + 1)})
-
-
 @pytest.fixture
 def cpu_vllm(tmp_path, monkeypatch) -> Vllm:
     for key in ("VLLM_ENABLE_V1_MULTIPROCESSING", "OMP_NUM_THREADS", "VLLM_CPU_OMP_THREADS_BIND", "LD_PRELOAD"):

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lf_wrap.project.stages import LogMetrics, StartPoint, summary
+from lf_wrap.engines.training_log import LogMetrics
+from lf_wrap.engines.training_log import reward_summary as summary
+from lf_wrap.project.start import StartPoint
 from lf_wrap.steps.evaluate_preference import compare
 from lf_wrap.util.progress import describe
 

@@ -235,7 +235,7 @@ def test_llama3_family_writes_the_cutting_knowledge_system_block(tiny_family):
 
 
 def test_cli_family_choices_are_the_built_families():
-    from lf_wrap.cli import model_tiny
+    from lf_wrap.cli.model import model_tiny
     from lf_wrap.model.tiny import FAMILIES as BUILT
 
     choice = next(p for p in model_tiny.params if p.name == "family")
@@ -244,7 +244,7 @@ def test_cli_family_choices_are_the_built_families():
 
 # -- sizes (--size) -----------------------------------------------------------------------------
 def test_cli_size_choices_are_the_built_sizes():
-    from lf_wrap.cli import model_tiny
+    from lf_wrap.cli.model import model_tiny
     from lf_wrap.model.tiny import SIZES
 
     choice = next(p for p in model_tiny.params if p.name == "size_name")

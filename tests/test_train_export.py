@@ -237,7 +237,7 @@ def test_template_agreement_is_remembered_until_the_tokenizer_changes(tiny_model
     first = engine.probe(model, "qwen")["template_check"]
     second = engine.probe(model, "qwen")["template_check"]
     assert first["verdict"] == "agree" and "cached" not in first
-    assert second["cached"] is True and second["train_prompt"] == first["train_prompt"]
+    assert second["cached"] is True and second["conversations"] == first["conversations"]
     probe_cache_path(engine._probe_key(model, "qwen")).write_text("{not json")
     recovered = engine.probe(model, "qwen")["template_check"]
     assert recovered["verdict"] == "agree" and "cached" not in recovered  # a damaged entry is checked again

@@ -74,8 +74,17 @@ class DatasetFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.kind: Literal["array", "jsonl"] = self._sniff()
+        try:
+            self.kind: Literal["array", "jsonl"] = self._sniff()
+        except OSError as err:  # no permission, a special file, an I/O error: one message naming the file
+            raise self.unreadable(err) from None
         self._array_lines: list[int] | None = None  # each row's line, scanned when an error needs one
+
+    def unreadable(self, err: OSError) -> DatasetFileError:
+        return DatasetFileError(
+            f"{self.path}: cannot read it ({err.strerror or type(err).__name__})",
+            hint="check the path and that you may read the file",
+        )
 
     # -- file-level checks -------------------------------------------------------
     def _sniff(self) -> Literal["array", "jsonl"]:
@@ -166,7 +175,10 @@ class DatasetFile:
         A JSON array is read and parsed here and now (its `line` is None: see `line_of`)."""
         if self.kind == "jsonl":
             return self._jsonl_entries()
-        raw = self.path.read_bytes()
+        try:
+            raw = self.path.read_bytes()
+        except OSError as err:
+            raise self.unreadable(err) from None
         try:
             data = _decode(raw)
         except _Invalid:
@@ -199,7 +211,11 @@ class DatasetFile:
     def _jsonl_entries(self) -> Iterator[Entry]:
         index = 0
         loads, invalid = _decode, _Invalid
-        with self.path.open("rb") as f:
+        try:
+            f = self.path.open("rb")
+        except OSError as err:
+            raise self.unreadable(err) from None
+        with f:
             for lineno, line in enumerate(f, start=1):
                 try:  # parse first: a blank line fails to parse too, and only then is it looked at
                     value = loads(line)

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from lf_wrap.data.formats import DEFAULT_TAGS, FormatName, spec_from_entry
 from lf_wrap.data.validate import MAX_LISTED, Report, validate_file, validate_with_spec
 from lf_wrap.util.errors import LfWrapError
-from lf_wrap.util.files import atomic_copy, atomic_write, locked, remove_stale_temps
+from lf_wrap.util.files import atomic_copy, atomic_write, locked, read_json_object, remove_stale_temps
 from lf_wrap.util.render import render_json
 
 INFO_NAME = "dataset_info.json"
@@ -46,24 +46,12 @@ def read_info(dataset_dir: Path, *, must_exist: bool = True) -> dict[str, Any]:
                 hint=f"register a dataset first: lf-wrap data register FILE --name NAME --dataset-dir {dataset_dir}",
             )
         return {}
-    raw = path.read_bytes()
-    try:
-        info = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as err:
-        raise LfWrapError(
-            f"{path}: not valid UTF-8 (offset {err.start})", hint="restore the file from a backup"
-        ) from None
-    except json.JSONDecodeError as err:
-        raise LfWrapError(
-            f"{path}:{err.lineno}:{err.colno}: invalid JSON: {err.msg}",
-            hint="fix the file by hand; lf-wrap never overwrites a corrupt dataset_info.json",
-        ) from None
-    if not isinstance(info, dict):
-        raise LfWrapError(
-            f"{path}: top level must be an object mapping dataset names to entries, got {type(info).__name__}",
-            hint='it should look like {"my_data": {"file_name": "my_data.json"}}',
-        )
-    return info
+    return read_json_object(
+        path,
+        shape="an object mapping dataset names to entries",
+        hint="fix the file by hand (lf-wrap never overwrites a corrupt dataset_info.json); it should look like "
+        '{"my_data": {"file_name": "my_data.json"}}',
+    )
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -155,6 +143,18 @@ class Registration:
     data_path: Path
     copied: bool
     report: Report
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "action": self.action, "entry": self.entry,
+                "dataset_info": str(self.info_path), "data_file": str(self.data_path), "copied": self.copied,
+                "validation": self.report.to_dict()}  # fmt: skip
+
+    def describe(self) -> str:
+        """What `lf-wrap data register` says it did."""
+        where = f"in {self.info_path}" + (f" (data copied to {self.data_path})" if self.copied else "")
+        if self.action == "unchanged":
+            return f"{self.name!r} is already registered {where}, unchanged"
+        return f"{'registered' if self.action == 'added' else 'replaced'} {self.name!r} {where}"
 
 
 def _target(file: Path, name: str, dataset_dir: Path) -> tuple[Path, str, bool]:

@@ -46,6 +46,23 @@ class Stats:
             "truncated": self.truncated,
         }
 
+    def lines(self) -> list[str]:
+        """What `lf-wrap data stats` prints."""
+        d = self.to_dict()
+        length = d["length"]
+        out = [
+            f"file        {d['file']} ({d['format']})",
+            f"rows        {d['rows']}",
+            f"duplicates  {d['duplicates']}",
+            f"{d['unit']:<11} min {length['min']}  p50 {length['p50']}  p95 {length['p95']}  max {length['max']}"
+            + ("  (chat template applied)" if d["unit"] == "tokens" else ""),
+        ]
+        if self.cutoff_len is not None and d["unit"] != "tokens":
+            out.append("truncated   (pass --tokenizer to count tokens against --cutoff-len)")
+        elif self.cutoff_len is not None:
+            out.append(f"truncated   {d['truncated']} of {d['rows']} rows exceed cutoff_len {self.cutoff_len}")
+        return out
+
 
 def _messages(conv: Conversation) -> list[dict[str, str]]:
     msgs = conv.chat_messages()

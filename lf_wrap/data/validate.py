@@ -233,22 +233,16 @@ class RowChecker:
         if spec.ranking:
             for name in ("chosen", "rejected"):
                 col = spec.col(name)
-                if not col:
-                    yield "", f"the dataset entry maps no {name!r} column", f'add "columns": {{"{name}": …}}', "error"
-                    continue
-                yield from self._answer(row, col, f"the {name} answer")
+                if col:  # an unmapped column is the entry's problem, reported once (entry_problems)
+                    yield from self._answer(row, col, f"the {name} answer")
             yield from self._same_pair(row.get(spec.col("chosen") or ""), row.get(spec.col("rejected") or ""))
         elif self.col_kto_tag:
             yield from self._kto_tag(row)
             col = self.col_response
             if col:
                 yield from self._answer(row, col, "the answer")
-        else:
-            col = self.col_response
-            if not col:
-                yield "", "the dataset entry maps no response column", 'add "columns": {"response": "output"}', "error"
-            else:
-                yield from self._answer(row, col, "the answer")
+        elif self.col_response:  # unmapped: the entry's problem, reported once
+            yield from self._answer(row, self.col_response, "the answer")
 
         hcol = self.col_history
         if hcol and row.get(hcol) is not None:
@@ -321,13 +315,7 @@ class RowChecker:
         spec = self.spec
         mcol = self.col_messages
         rtag, ctag = spec.tag("role_tag"), spec.tag("content_tag")
-        if not mcol:
-            yield (
-                "",
-                "the dataset entry maps no messages column",
-                'add "columns": {"messages": "conversations"}',
-                "error",
-            )
+        if not mcol or not rtag or not ctag:  # the entry's problem, reported once (entry_problems)
             return
         if mcol not in row or row[mcol] is None:
             yield mcol, "missing", f'every row needs a list of messages in "{mcol}"', "error"
@@ -338,14 +326,6 @@ class RowChecker:
             return
         if not messages:
             yield mcol, "empty conversation", "add a user message and an assistant answer, or drop the row", "error"
-            return
-        if not rtag or not ctag:
-            yield (
-                "",
-                "the dataset entry has no role_tag/content_tag",
-                'set "tags": {"role_tag": …, "content_tag": …}',
-                "error",
-            )
             return
 
         roles: list[tuple[int, str]] = []  # (index in list, role) after the leading system
@@ -457,8 +437,7 @@ class RowChecker:
                 )
             for name in ("chosen", "rejected"):
                 col = spec.col(name)
-                if not col:
-                    yield "", f"the dataset entry maps no {name!r} column", f'add "columns": {{"{name}": …}}', "error"
+                if not col:  # the entry's problem, reported once
                     continue
                 value = row.get(col)
                 if not isinstance(value, dict):
@@ -482,6 +461,26 @@ class RowChecker:
             yield from self._kto_tag(row)
 
 
+def entry_problems(spec: Spec) -> list[tuple[str, str, str]]:
+    """What the dataset entry itself lacks for its formatting, as (field, message, hint): said once for
+    the dataset, where checking every row would say it once per row."""
+    out: list[tuple[str, str, str]] = []
+    pairs = [n for n in ("chosen", "rejected") if spec.ranking and not spec.col(n)]
+    if spec.formatting == "alpaca" and not spec.ranking and not spec.col("kto_tag") and not spec.col("response"):
+        out.append(
+            ("columns.response", "the dataset entry maps no response column", 'add "columns": {"response": "output"}')
+        )
+    if spec.formatting != "alpaca" and not spec.col("messages"):
+        return [("columns.messages", "the dataset entry maps no messages column",
+                 'add "columns": {"messages": "conversations"}')]  # fmt: skip
+    if spec.formatting != "alpaca" and not (spec.tag("role_tag") and spec.tag("content_tag")):
+        return [
+            ("tags", "the dataset entry has no role_tag/content_tag", 'set "tags": {"role_tag": …, "content_tag": …}')
+        ]
+    out += [(f"columns.{n}", f"the dataset entry maps no {n!r} column", f'add "columns": {{"{n}": …}}') for n in pairs]
+    return out
+
+
 def validate_rows(
     source: DatasetFile,
     entries: Iterable[Entry],
@@ -491,6 +490,8 @@ def validate_rows(
     max_listed: int = MAX_LISTED,
 ) -> Report:
     report = Report(file=display, format=fmt, spec=spec, max_listed=max_listed)
+    for path, message, hint in entry_problems(spec):
+        report.add(Issue("error", None, path, message, hint))
     checker = RowChecker(spec)
     known = spec.known_keys
     unknown_first: dict[str, Issue] = {}

@@ -1,4 +1,6 @@
-"""LLaMA-Factory as an engine: where it is, how to call it, what it writes.
+"""LLaMA-Factory as an engine: where it is, how to call it, and the template check that
+runs inside it (engines/inside/llamafactory_probe.py). What a training run writes is read by
+engines/training_log.py.
 
 lf-wrap never imports LLaMA-Factory: training needs its own Python environment (its
 transformers pin differs from vLLM's), so lf-wrap finds `llamafactory-cli` and runs it.
@@ -17,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from lf_wrap.engines.locate import locate
-from lf_wrap.project.runs import sha256_file
 from lf_wrap.util.errors import ExternalError, LfWrapError
-from lf_wrap.util.files import atomic_write
+from lf_wrap.util.files import atomic_write, sha256_file
 from lf_wrap.util.paths import cache_dir
 
 ENV_VAR = "LF_WRAP_LLAMAFACTORY_CLI"
@@ -88,26 +89,23 @@ class LlamaFactory:
         model_dir: Path,
         template: str,
         timeout_s: float = 300.0,
-        cache: bool = True,
         options: dict[str, Any] | None = None,
         data: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Versions + the template check (see llamafactory_probe.py), computed by LLaMA-Factory's own code.
+        """Versions + the template check (see inside/llamafactory_probe.py), computed by LLaMA-Factory's own code.
 
         `options` are the LLaMA-Factory data arguments that change what is trained on
         (default_system, enable_thinking, mask_history, preserve_thinking). The check imports
         LLaMA-Factory (~6 s on 2 CPUs, a third of a short training run), so a harmless result is
         remembered under cache_dir(), keyed by everything its answer depends on: the probe's
         code, the template name and options, every non-weight file of the model folder and the
-        list of packages installed in the training environment. A harmful one is never cached.
+        list of packages installed in the training environment. A harmful one is never cached:
+        the user is about to change something, so it is checked again each time.
         `data` is the dataset's shape ({"with_system", "multi_turn"}, lf_wrap/data/shape.py): a
         difference in a kind of conversation the data never trains is shown but not counted.
         """
         job = {"model_dir": str(model_dir), "template": template, "options": dict(options or {}), "data": data or {}}
-        if not cache:
-            out = self._run_probe(["--jobs"], json.dumps([job]), timeout_s)
-        else:  # a harmful answer is checked again each time: the user is about to change something
-            out = self._cached_jobs([job], timeout_s, remember=lambda check: not check.get("harmful", True))
+        out = self._cached_jobs([job], timeout_s, remember=lambda check: not check.get("harmful", True))
         return {"versions": out.get("versions"), "template_check": out["results"][0]}
 
     def probe_jobs(self, jobs: list[dict[str, Any]], timeout_s: float = 600.0, cache: bool = False) -> dict[str, Any]:
@@ -118,7 +116,7 @@ class LlamaFactory:
         under the same keys as `probe`'s, harmful ones too (not those holding today's date): only
         the jobs not remembered run."""
         if not cache:
-            return self._run_probe(["--jobs"], json.dumps(jobs), timeout_s)
+            return self._run_probe(jobs, timeout_s)
         return self._cached_jobs(jobs, timeout_s, remember=lambda check: not check.get("dated_system"))
 
     def _cached_jobs(
@@ -135,7 +133,7 @@ class LlamaFactory:
                     results[i], versions = {**stored["template_check"], "cached": True}, stored.get("versions")
         missing = [i for i, r in enumerate(results) if r is None]
         if missing:
-            out = self._run_probe(["--jobs"], json.dumps([jobs[i] for i in missing]), timeout_s)
+            out = self._run_probe([jobs[i] for i in missing], timeout_s)
             versions = out.get("versions")
             for i, result in zip(missing, out["results"], strict=True):
                 results[i] = result
@@ -168,18 +166,18 @@ class LlamaFactory:
                 h.update(path.name.encode() + b"\0" + bytes.fromhex(sha256_file(path)))
         return h.hexdigest()
 
-    def _run_probe(self, args: list[str], stdin: str | None, timeout_s: float) -> dict[str, Any]:
+    def _run_probe(self, jobs: list[dict[str, Any]], timeout_s: float) -> dict[str, Any]:
         if not self.python.exists():
             raise LfWrapError(
                 f"{self.python}: no Python beside {self.cli}",
                 hint="pass --no-template-check, or install with make setup-train",
             )
-        # -I and -c: no script folder on sys.path (it holds this module, named like the package).
-        cmd = [str(self.python), "-I", "-c", PROBE.read_text(encoding="utf-8"), *args]
+        # -I and -c: nothing of lf-wrap's on sys.path; the program runs on the training environment's own.
+        cmd = [str(self.python), "-I", "-c", PROBE.read_text(encoding="utf-8"), "--jobs"]
         try:
             done = subprocess.run(
                 cmd,
-                input=stdin,
+                input=json.dumps(jobs),
                 capture_output=True,
                 text=True,
                 timeout=timeout_s,
@@ -194,35 +192,10 @@ class LlamaFactory:
             raise ExternalError(
                 f"the LLaMA-Factory template check failed:\n{last}", hint="pass --no-template-check to skip it"
             )
-        return json.loads(lines[-1])
-
-
-def read_trainer_log(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-    """New complete lines of LLaMA-Factory's trainer_log.jsonl since `offset`."""
-    if not path.exists():
-        return [], offset
-    with path.open("rb") as f:
-        f.seek(offset)
-        data = f.read()
-    end = data.rfind(b"\n")
-    if end == -1:
-        return [], offset
-    entries = []
-    for line in data[: end + 1].splitlines():
         try:
-            entries.append(json.loads(line))
+            return json.loads(lines[-1])
         except ValueError:
-            continue
-    return entries, offset + end + 1
-
-
-def last_checkpoint(output_dir: Path) -> Path | None:
-    best: tuple[int, Path] | None = None
-    for p in output_dir.glob("checkpoint-*"):
-        try:
-            step = int(p.name.split("-", 1)[1])
-        except ValueError:
-            continue
-        if p.is_dir() and (best is None or step > best[0]):
-            best = (step, p)
-    return best[1] if best else None
+            raise ExternalError(
+                f"the LLaMA-Factory template check printed no result (its last line: {lines[-1][:200]!r})",
+                hint="pass --no-template-check to skip it",
+            ) from None

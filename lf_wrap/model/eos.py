@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lf_wrap.util.errors import ExternalError
-from lf_wrap.util.files import atomic_write
+from lf_wrap.util.files import atomic_write, read_json_object
 
 # The first stop word of LLaMA-Factory 0.9.5 templates (src/llamafactory/data/template.py):
 # what a trained answer ends with. Templates without one end answers with the tokenizer's EOS.
@@ -64,13 +64,8 @@ class EosReport:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ExternalError(f"{path}: cannot read it ({err})") from err
-    if not isinstance(data, dict):
-        raise ExternalError(f"{path}: not a JSON object")
-    return data
+    """A JSON file of the exported model: unreadable or of the wrong shape, the export is at fault (exit 1)."""
+    return read_json_object(path, error=ExternalError)
 
 
 def _id_list(value: Any) -> list[int]:

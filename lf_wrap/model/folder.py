@@ -1,13 +1,13 @@
-"""Checks on a model folder: what `train`, `export` and `serve` need to find in it."""
+"""A model folder: what `train`, `export` and `serve` need to find in it, and what its
+config.json and safetensors headers say (parameters, tensor shapes, dtype, length limit)."""
 
 from __future__ import annotations
 
-import json
-import struct
 from pathlib import Path
 from typing import Any
 
 from lf_wrap.util.errors import LfWrapError
+from lf_wrap.util.files import read_json_object
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
@@ -29,8 +29,8 @@ def has_chat_template(path: Path) -> bool:
     cfg = path / "tokenizer_config.json"
     if cfg.is_file():
         try:
-            return bool(json.loads(cfg.read_text(encoding="utf-8")).get("chat_template"))
-        except ValueError:
+            return bool(read_json_object(cfg).get("chat_template"))
+        except LfWrapError:
             return False
     return False
 
@@ -52,45 +52,44 @@ def check_model_dir(path: Path, what: str = "model") -> dict[str, Any]:
             hint="point to the folder that holds config.json, the weights and the tokenizer "
             "(for a hub download, the snapshot folder that `lf-wrap model pull` prints)",
         )
-    try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except ValueError as err:
-        raise LfWrapError(f"{path / 'config.json'}: not valid JSON ({err})") from None
-    if not isinstance(config, dict) or "model_type" not in config:
+    config = read_json_object(path / "config.json", hint="point to a transformers model folder")
+    if "model_type" not in config:
         raise LfWrapError(f"{path / 'config.json'}: has no model_type; is this a transformers model?")
     return config
 
 
-MAX_HEADER = 100 * 1024 * 1024  # safetensors caps its JSON header at 100 MB
+def tensor_shapes(folder: Path) -> dict[str, list[int]]:
+    """Every tensor's shape in the folder's *.safetensors files ({} without one), read from their
+    headers by the safetensors library (`safe_open`: the header only; no weights, no torch).
+    A file that is not a readable safetensors file is one message naming it."""
+    from safetensors import SafetensorError, safe_open
+
+    shapes: dict[str, list[int]] = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(file), framework="numpy") as f:
+                for name in f.keys():  # noqa: SIM118 (a safe_open handle is not a mapping)
+                    shapes[name] = list(f.get_slice(name).get_shape())
+        except (OSError, SafetensorError) as err:
+            raise LfWrapError(f"{file}: not a readable safetensors file ({err})") from None
+    return shapes
 
 
 def count_parameters(path: Path) -> int | None:
-    """Parameters in a model folder, from its *.safetensors headers (no torch, no weights read).
-
-    Each file starts with an 8-byte little-endian header length and a JSON header that
-    gives every tensor's shape. None when there is no readable safetensors file.
-    """
+    """Parameters in a model folder, from its safetensors headers; None when it has no readable one."""
+    try:
+        shapes = tensor_shapes(path)
+    except LfWrapError:
+        return None
+    if not shapes:
+        return None
     total = 0
-    files = sorted(path.glob("*.safetensors"))
-    for file in files:
-        try:
-            with file.open("rb") as f:
-                (length,) = struct.unpack("<Q", f.read(8))
-                if length > MAX_HEADER:
-                    return None
-                header = json.loads(f.read(length))
-        except (OSError, struct.error, ValueError):
-            return None
-        if not isinstance(header, dict):
-            return None
-        for name, info in header.items():
-            if name == "__metadata__" or not isinstance(info, dict):
-                continue
-            count = 1
-            for dim in info.get("shape", []):
-                count *= int(dim)
-            total += count
-    return total if files else None
+    for shape in shapes.values():
+        count = 1
+        for dim in shape:
+            count *= int(dim)
+        total += count
+    return total
 
 
 def model_dtype(config: dict[str, Any]) -> str | None:

@@ -17,7 +17,7 @@ from typing import Literal
 from urllib.parse import urlparse
 
 from lf_wrap.model.folder import check_model_dir
-from lf_wrap.util.errors import ExternalError, LfWrapError
+from lf_wrap.util.errors import ExternalError, LfWrapError, require
 
 # ORG/NAME as the Hugging Face Hub and ModelScope spell a model: one slash, no path prefix (./ / ~).
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.\-]*/[\w.\-]+")
@@ -164,10 +164,10 @@ def _pull_hf(model_id: str, revision: str | None, local_dir: Path | None) -> Pat
 
 
 def _pull_modelscope(model_id: str, revision: str | None, local_dir: Path | None) -> Path:
-    try:
-        from modelscope import snapshot_download
-    except ImportError as err:
-        raise LfWrapError("the `modelscope` package is not installed", hint="pip install modelscope") from err
+    # An optional extra (`lf-wrap[modelscope]`): Hugging Face is the default hub, and nothing else needs it.
+    require(("modelscope",), "lf-wrap model pull --hub modelscope", hint="pip install 'lf-wrap[modelscope]'")
+    from modelscope import snapshot_download
+
     endpoint = ms_endpoint()
     why = _reachable(endpoint)
     if why:

@@ -1,9 +1,10 @@
-"""Will the model answer the way it was trained?
+"""Will the model answer the way it was trained? The template check's answer, judged.
 
 The template check (engines/inside/llamafactory_probe.py, run in the training environment)
 compares what LLaMA-Factory trains on with what the model's chat template serves, for two
 two-turn conversations; this module turns its answer into what `lf-wrap template check`,
-`train`, `serve --chat-template training` and `export --chat-template training` say and do.
+`train`, `serve --chat-template training` and `export --chat-template training` say and do
+(project/chat_template.py runs it for a project).
 
 Verdicts. Harmless: `agree`; `same_stream_different_boundary` (prompt + answer are the same
 tokens, only where the prompt stops differs, e.g. DeepSeek-R1's `<think>\\n`);
@@ -28,7 +29,7 @@ from typing import Any
 
 from lf_wrap.engines import schema
 from lf_wrap.util.errors import LfWrapError
-from lf_wrap.util.files import atomic_write
+from lf_wrap.util.files import atomic_write, read_json_object
 
 # LLaMA-Factory data arguments that change what a conversation is trained as.
 OPTION_KEYS = ("default_system", "enable_thinking", "mask_history", "preserve_thinking")
@@ -45,12 +46,6 @@ MEANING = {
     "template_refuses": "the model's chat template refuses a conversation",
     "no_chat_template": "the model has no chat template; LLaMA-Factory's export writes the training template",
 }
-
-
-def training_options(project: Any) -> dict[str, Any]:
-    """The project's settings that change what LLaMA-Factory trains a conversation as."""
-    train = project.config.train
-    return {k: train[k] for k in OPTION_KEYS if k in train}
 
 
 def known_template(name: str) -> None:
@@ -272,29 +267,6 @@ def raise_if_harmful(check: dict[str, Any], model_dir: Path, chat_template: str 
         raise refusal(check, model_dir)
 
 
-def data_shape(project: Any) -> dict[str, Any] | None:
-    """Which kinds of conversation the project's datasets train (lf_wrap/data/shape.py); None
-    when a dataset cannot be read yet (then every conversation counts)."""
-    from lf_wrap.data.formats import spec_from_entry
-    from lf_wrap.data.registry import entry_file, lookup, read_info
-    from lf_wrap.data.shape import conversation_shape, total
-
-    dataset_dir = project.path(project.config.dataset_dir)
-    try:
-        info = read_info(dataset_dir)
-        shapes = []
-        for name in project.config.datasets:
-            entry = lookup(info, dataset_dir, name)
-            spec = spec_from_entry(entry, where=name)
-            shapes.append(conversation_shape(entry_file(dataset_dir, name, entry), spec))
-    except (LfWrapError, OSError):
-        return None
-    shape = total(shapes)
-    if not shape.rows:
-        return None
-    return shape.kinds()
-
-
 def training_jinja(check: dict[str, Any], model_dir: Path) -> str:
     """The verified Jinja chat template that renders what LLaMA-Factory trains on."""
     bad_input(check, model_dir)
@@ -322,63 +294,9 @@ def install_chat_template(model_dir: Path, jinja: str) -> list[Path]:
     atomic_write(written[0], jinja)
     config = model_dir / "tokenizer_config.json"
     if config.is_file():
-        try:
-            data = json.loads(config.read_text(encoding="utf-8"))
-        except ValueError as err:
-            raise LfWrapError(f"{config}: not valid JSON ({err})", hint="re-export the model") from err
-        if isinstance(data, dict) and "chat_template" in data:
+        data = read_json_object(config, hint="re-export the model")
+        if "chat_template" in data:
             data["chat_template"] = jinja
             atomic_write(config, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
             written.append(config)
     return written
-
-
-def probe_project(
-    project: Any, model_dir: Path | None = None, template: str | None = None, all_conversations: bool = False
-) -> dict[str, Any]:
-    """Run the template check for a project's (or the given) model and template, counting the
-    kinds of conversation the project's data trains (every kind with `all_conversations`)."""
-    from lf_wrap.engines.llamafactory import LlamaFactory
-    from lf_wrap.steps.train import resolve_model
-
-    name = template or project.config.template
-    known_template(name)
-    if model_dir is None:
-        model_dir = resolve_model(project)
-    elif not model_dir.is_dir():
-        raise LfWrapError(
-            f"--model {model_dir}: no such folder",
-            hint="pass a model folder (its tokenizer files are enough), or leave --model out for the project's",
-        )
-    engine = LlamaFactory.find(project.config.llamafactory_cli, project.root)
-    data = None if all_conversations else data_shape(project)
-    probe = engine.probe(model_dir.resolve(), name, options=training_options(project), data=data)
-    check = probe["template_check"]
-    check["versions"] = probe.get("versions")
-    bad_input(check, model_dir)
-    return check
-
-
-def chat_template_text(project: Any, choice: str) -> str:
-    """`training`: the verified Jinja template of the project's LLaMA-Factory template; else a file's text."""
-    if choice == "training":
-        from lf_wrap.steps.train import resolve_model
-
-        model_dir = resolve_model(project)
-        return training_jinja(probe_project(project, model_dir), model_dir)
-    path = Path(choice)
-    if not path.is_file():
-        raise LfWrapError(f"--chat-template {choice}: no such file", hint="pass `training` or a .jinja file")
-    return path.read_text(encoding="utf-8")
-
-
-def chat_template_file(project: Any, choice: str) -> Path:
-    """A file vLLM can read with --chat-template: the training template is written into the run folder."""
-    if choice != "training":
-        path = Path(choice)
-        if not path.is_file():
-            raise LfWrapError(f"--chat-template {choice}: no such file", hint="pass `training` or a .jinja file")
-        return path.resolve()
-    out = project.run_dir.resolve() / JINJA_NAME
-    atomic_write(out, chat_template_text(project, choice))
-    return out

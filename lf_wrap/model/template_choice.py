@@ -10,7 +10,6 @@ template and with the model's own, and refuses to train when they differ.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from lf_wrap.engines import schema
 from lf_wrap.util.errors import LfWrapError
+from lf_wrap.util.files import read_json_object
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,7 @@ def chat_template_text(model_dir: Path) -> str:
     if jinja.is_file():
         texts.append(jinja.read_text(encoding="utf-8", errors="replace"))
     for name in ("chat_template.json", "tokenizer_config.json"):
-        data = _read_json(model_dir / name)
-        value = data.get("chat_template") if isinstance(data, dict) else None
+        value = _read_json(model_dir / name).get("chat_template")
         if isinstance(value, str):
             texts.append(value)
         elif isinstance(value, list):  # named templates: [{"name": ..., "template": ...}]
@@ -47,13 +46,12 @@ def chat_template_text(model_dir: Path) -> str:
     return "\n".join(texts)
 
 
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        return None
+def _read_json(path: Path) -> dict[str, Any]:
+    """What a file of the folder says ({} where it says nothing readable: this only makes a guess)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return None
+        return read_json_object(path) if path.is_file() else {}
+    except LfWrapError:
+        return {}
 
 
 # One rule per family: (test on chat template text + model_type, template, runner-ups, why).
@@ -100,7 +98,6 @@ BY_MODEL_TYPE: dict[str, tuple[str, tuple[str, ...]]] = {
 def detect(model_dir: Path) -> Detection:
     """The LLaMA-Factory template for the model in `model_dir`; LfWrapError if unknown."""
     config = _read_json(model_dir / "config.json")
-    config = config if isinstance(config, dict) else {}
     model_type = str(config.get("model_type") or "").lower()
     arch = ", ".join(str(a) for a in config.get("architectures") or [])
     text = chat_template_text(model_dir)

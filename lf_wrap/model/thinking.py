@@ -99,3 +99,14 @@ def serve_flags(thinking: dict[str, Any] | None, extra: tuple[str, ...] | list[s
     if thinking.get("chat_template_kwargs") and "--default-chat-template-kwargs" not in given:
         flags += ["--default-chat-template-kwargs", json.dumps(thinking["chat_template_kwargs"])]
     return flags
+
+
+def request_kwargs(trained: dict[str, Any], thinking: bool | None = None) -> dict[str, Any]:
+    """The chat_template_kwargs a request sends: those the run was trained with (`train.thinking`'s
+    `chat_template_kwargs`), and `enable_thinking` where `thinking` (True or False; None: as
+    trained) asks for the other way."""
+    kwargs = dict(trained)
+    trained_to_think = kwargs.get("enable_thinking", True) is not False
+    if thinking is not None and thinking != trained_to_think:
+        kwargs["enable_thinking"] = thinking
+    return kwargs

@@ -557,3 +557,34 @@ def build(
         "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest() if weights.exists() else None,
         "tokenizer_trained_on": [str(f) for f in files],
     }
+
+
+def build_once(
+    out_dir: Path,
+    datasets_dir: Path | None,
+    *,
+    seed: int = 0,
+    size_name: str = "demo",
+    family_name: str = DEFAULT_FAMILY,
+    force: bool = False,
+) -> dict[str, Any] | None:
+    """`lf-wrap model tiny`: build the model unless `out_dir` already holds one (then None); the
+    bundled datasets train its tokenizer unless `datasets_dir` says otherwise."""
+    from lf_wrap.util.errors import require
+    from lf_wrap.util.paths import datasets_dir as bundled
+
+    if (out_dir / "config.json").exists() and not force:
+        return None
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LfWrapError(f"{out_dir}: exists and is not a directory")
+    require(("torch", "transformers", "tokenizers"), "lf-wrap model tiny")
+    return build(out_dir, datasets_dir or bundled(), seed=seed, spec=size(size_name), family_name=family_name)
+
+
+def describe(facts: dict[str, Any]) -> str:
+    """The line `lf-wrap model tiny` prints for a model it built."""
+    like = f"; {facts['architecture']} like {facts['looks_like']}, train with template: {facts['template']}"
+    return (
+        f"built {facts['path']}: {facts['params']:,} parameters, vocab {facts['vocab_size']}, "
+        f"{facts['weights_bytes'] / 1e6:.1f} MB of weights" + ("" if facts["family"] == DEFAULT_FAMILY else like)
+    )

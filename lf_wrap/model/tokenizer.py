@@ -13,10 +13,10 @@ check can see it (both of its sides use the same broken tokenizer). Reads JSON o
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from lf_wrap.util.errors import LfWrapError
+from lf_wrap.util.files import read_json_object
 
 SENTENCEPIECE_CLASSES = ("LlamaTokenizerFast", "LlamaTokenizer", "CodeLlamaTokenizerFast", "CodeLlamaTokenizer")
 PORTABLE_CLASS = "PreTrainedTokenizerFast"  # loads tokenizer.json as it is, in transformers 4 and 5
@@ -35,9 +35,9 @@ def check_tokenizer_class(model_dir: Path) -> None:
     """Refuse (exit 2, with the one-line fix) a byte-level tokenizer.json behind a Llama tokenizer class."""
     cfg_path, json_path = model_dir / "tokenizer_config.json", model_dir / "tokenizer.json"
     try:
-        cls = json.loads(cfg_path.read_text(encoding="utf-8")).get("tokenizer_class")
-        pre = json.loads(json_path.read_text(encoding="utf-8")).get("pre_tokenizer")
-    except (OSError, ValueError, AttributeError):
+        cls = read_json_object(cfg_path).get("tokenizer_class")
+        pre = read_json_object(json_path).get("pre_tokenizer")
+    except LfWrapError:
         return  # missing or odd files are reported by the model checks, not here
     types = _pre_tokenizer_types(pre)
     if cls in SENTENCEPIECE_CLASSES and "ByteLevel" in types and "Metaspace" not in types:

@@ -6,31 +6,29 @@ checked against LLaMA-Factory's own parser (see engines/schema.py).  Every probl
 collected and reported at once, each naming the file, line and key.
 
 Without a project file lf-wrap uses the built-in demo's (examples/magic_conch.yaml), whose
-relative paths are relative to the current directory. Values a project does not set come
-from lf_wrap/project/defaults.py and the hardware check; every rendered value records its origin.
+relative paths are relative to the current directory. What the settings make for LLaMA-Factory
+(every value, with where it came from) is project/recipe.py.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import click
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lf_wrap.data.registry import check_name
 from lf_wrap.engines import schema
-from lf_wrap.model.folder import model_dtype
+from lf_wrap.model.folder import check_model_dir
 from lf_wrap.model.hub import is_hub_id
-from lf_wrap.project.defaults import LORA_ALPHA_SOURCE, export_defaults, stage_defaults, train_defaults
-from lf_wrap.project.hardware import Hardware
 from lf_wrap.project.launch import Launch
+from lf_wrap.project.stages import settings_problems
+from lf_wrap.util import console
 from lf_wrap.util.errors import LfWrapError
+from lf_wrap.util.files import cannot
 from lf_wrap.util.paths import demo_project
-from lf_wrap.util.render import Rendered, render_yaml
 
 PROJECT_FILE = "lf-wrap.yaml"
 Method = Literal["lora", "qlora", "full"]
@@ -74,7 +72,7 @@ class ProjectConfig(BaseModel):
     model: str
     template: str
     method: Method = "lora"
-    stage: Literal["sft", "dpo", "kto"] = "sft"  # dpo/kto: preference training (lf_wrap/project/stages.py)
+    stage: Literal["sft", "dpo", "kto"] = "sft"  # dpo/kto: preference training (project/stages.py)
     from_run: str | None = None  # start from this run's merged model or adapter (--from-run)
     datasets: list[str]
     dataset_dir: str = "data"
@@ -135,6 +133,20 @@ class Project:
             return str(local.resolve())
         return self.config.model
 
+    def model_dir(self) -> Path:
+        """The base model's folder, checked (config, weights, tokenizer); a hub id that is not
+        downloaded yet is one message saying how to fetch it."""
+        ref = self.config.model
+        local = self.path(ref)
+        if local.exists() or not is_hub_id(ref):
+            check_model_dir(local, "model")
+            return local.resolve()
+        raise LfWrapError(
+            f"model {ref!r}: no such folder ({local})",
+            hint=f"if it is a hub id, download it first: lf-wrap model pull {ref}   (then set `model:` to the path it "
+            "prints); for the demo model: lf-wrap model tiny models/tiny-qwen2",
+        )
+
 
 def _key_lines(text: str) -> dict[str, int]:
     """Line numbers of `key` and `block.key` in a YAML mapping (best effort)."""
@@ -181,10 +193,13 @@ def load_project(config_file: Path | None, sets: tuple[str, ...] = ()) -> Projec
             config_file = Path(PROJECT_FILE)
         else:
             config_file = demo_project()
-            click.echo(DEMO_NOTE, err=True)
+            console.note(DEMO_NOTE)
     if not config_file.is_file():
         raise LfWrapError(f"{config_file}: no such file", hint="create one with `lf-wrap init`")
-    text = config_file.read_text(encoding="utf-8", errors="replace")
+    try:
+        text = config_file.read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise cannot(err, config_file, "read") from None
     try:
         loaded = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -341,9 +356,7 @@ def _check_semantics(
             check_name(config.from_run, "run name")
         except LfWrapError as err:
             problems.append(f"{_where_key(source, lines, 'from_run', origins)}: {err.message}")
-    from lf_wrap.project.stages import settings_problems
-
-    problems.extend(settings_problems(config, lambda key: _where_key(source, lines, key, origins)))
+    problems.extend(settings_problems(config.stage, config.train, lambda key: _where_key(source, lines, key, origins)))
     bits = config.train.get("quantization_bit", 4)
     if config.method == "qlora" and isinstance(bits, int) and bits not in (2, 3, 4, 5, 6, 8):
         problems.append(
@@ -353,132 +366,6 @@ def _check_semantics(
     if config.method != "full" and isinstance(rank, int) and rank <= 0:
         problems.append(f"{_where_key(source, lines, 'train.lora_rank', origins)}: must be a positive integer")
     return problems
-
-
-# -- rendering -------------------------------------------------------------------------
-def train_template(config: ProjectConfig) -> str:
-    return f"train/{config.stage}_{config.method}.yaml.j2"
-
-
-def project_hardware(project: Project) -> Hardware:
-    """The hardware check for this project: asks the project's training environment, if found."""
-    from lf_wrap.engines.llamafactory import LlamaFactory
-    from lf_wrap.project.hardware import detect
-
-    try:
-        python: Path | None = LlamaFactory.find(project.config.llamafactory_cli, project.root).python
-    except LfWrapError:
-        python = None
-    return detect(python)
-
-
-def _model_config(project: Project) -> dict[str, Any]:
-    path = Path(project.model_ref()) / "config.json"
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
-
-
-def train_values(project: Project, hardware: Hardware) -> tuple[dict[str, Any], dict[str, str]]:
-    """Every value of the training config, and where each came from, lowest precedence first:
-    lf-wrap's settings, lf_wrap/project/defaults.py, the hardware check, the project's `train:`, --set."""
-    c = project.config
-    run_dir = project.run_dir.resolve()
-    values: dict[str, Any] = {}
-    origins: dict[str, str] = {}
-
-    def put(key: str, value: Any, origin: str) -> None:
-        values[key] = value
-        origins[key] = origin
-
-    run_from = project.origin("run_name", f"the first dataset's name, {c.datasets[0]!r}")
-    put("model_name_or_path", project.model_ref(), project.origin("model", "model"))
-    put("dataset", ",".join(c.datasets), project.origin("datasets", "datasets"))
-    put("dataset_dir", str(project.path(c.dataset_dir).resolve()), project.origin("dataset_dir", "lf-wrap default"))
-    put("template", c.template, project.origin("template", "template"))
-    put("output_dir", str(run_dir / "output"), f"<runs_dir>/<run_name>/output; run_name from {run_from}")
-    put("stage", c.stage, project.origin("stage", "lf-wrap default: supervised fine-tuning"))
-    put("do_train", True, "lf-wrap: `train` trains")
-    put("finetuning_type", "full" if c.method == "full" else "lora", project.origin("method", "lf-wrap default: lora"))
-    for key, default in train_defaults(c.method).items():
-        put(key, default.value, default.source)
-    for key, default in stage_defaults(c.stage, c.method, c.train.get("pref_loss")).items():
-        put(key, default.value, default.source)
-    for key, default in hardware.train_values(model_dtype(_model_config(project))).items():
-        put(key, default.value, default.source)
-    for chosen, others in (("use_cpu", ("bf16", "fp16")), ("bf16", ("fp16",)), ("fp16", ("bf16",))):
-        for other in others:  # the project decided itself: the hardware check adds no other precision
-            if c.train.get(chosen) is True and other not in c.train:
-                put(other, False, f"lf-wrap: the project sets {chosen}")
-    for key, value in c.train.items():
-        put(key, value, project.origin(f"train.{key}", "lf-wrap"))
-    if c.method != "full" and "lora_alpha" not in c.train:
-        put("lora_alpha", 2 * int(values["lora_rank"]), LORA_ALPHA_SOURCE)
-    if float(values.get("val_size") or 0) > 0 or values.get("eval_dataset"):  # a validation split: evaluate on it
-        why = "val_size" if float(values.get("val_size") or 0) > 0 else "eval_dataset"
-        for key, value, because in (
-            ("eval_strategy", "steps", f"lf-wrap: {why} is set, so evaluate during training"),
-            ("eval_steps", values.get("logging_steps", 10), "lf-wrap: every logging_steps, beside a train loss"),
-            ("per_device_eval_batch_size", values.get("per_device_train_batch_size", 1), "lf-wrap: the training batch"),
-        ):
-            if key not in c.train:
-                put(key, value, because)
-    if c.from_run:  # --from-run: start from another run's merged model or adapter (lf_wrap/project/stages.py)
-        from lf_wrap.project.stages import resolve_from_run, start_values
-
-        start = resolve_from_run(project)
-        for key, (value, because) in start_values(project, start).items() if start else ():
-            put(key, value, because)
-    return values, origins
-
-
-def render_train(project: Project, command: str | None = None, hardware: Hardware | None = None) -> Rendered:
-    """The training YAML, every value with a comment saying where it came from."""
-    values, origins = train_values(project, hardware or project_hardware(project))
-    run_dir = project.run_dir.resolve()
-    cmd = command or f"llamafactory-cli train {run_dir / 'train.yaml'}"
-    return render_yaml(train_template(project.config), values, {"has": lambda key: key in values}, cmd, origins)
-
-
-def render_export(project: Project, command: str | None = None) -> Rendered:
-    c = project.config
-    if c.method == "full":
-        raise LfWrapError(
-            "method `full` trains the whole model: there is no adapter to merge",
-            hint="the trained model is already in <runs_dir>/<run_name>/output",
-        )
-    run_dir = project.run_dir.resolve()
-    values: dict[str, Any] = {
-        "model_name_or_path": project.model_ref(),
-        "adapter_name_or_path": str(run_dir / "output"),
-        "template": c.template,
-        "finetuning_type": "lora",
-        "export_dir": str(run_dir / "merged"),
-    }
-    origins = {
-        "model_name_or_path": project.origin("model", "model"),
-        "adapter_name_or_path": "the run's adapter: <runs_dir>/<run_name>/output",
-        "template": project.origin("template", "template"),
-        "finetuning_type": "lf-wrap: a LoRA adapter is merged",
-        "export_dir": "<runs_dir>/<run_name>/merged",
-    }
-    from lf_wrap.project.stages import recorded_start
-
-    start = recorded_start(run_dir)  # the run started from another run's result: merge onto the same start
-    if start is not None and start.kind != "adapter":
-        values["model_name_or_path"] = start.model
-        origins["model_name_or_path"] = f"the model the run started from ({start.run}'s {start.kind} model)"
-    elif start is not None:
-        values["adapter_name_or_path"] = f"{start.adapter},{run_dir / 'output'}"
-        origins["adapter_name_or_path"] = f"{start.run}'s adapter (the run's start), then the run's own"
-    for key, default in export_defaults().items():
-        values[key], origins[key] = default.value, default.source
-    for key, value in c.export.items():
-        values[key], origins[key] = value, project.origin(f"export.{key}", "lf-wrap")
-    cmd = command or f"llamafactory-cli export {run_dir / 'export.yaml'}"
-    return render_yaml("export/merge_lora.yaml.j2", values, {}, cmd, origins)
 
 
 def init_text() -> str:

@@ -2,20 +2,19 @@
 
 `llamafactory-cli train` starts `torchrun` itself when FORCE_TORCHRUN=1 (or when it sees
 several GPUs), reading NNODES, NODE_RANK, NPROC_PER_NODE, MASTER_ADDR and MASTER_PORT
-(src/llamafactory/launcher.py, v0.9.5). lf-wrap sets exactly those, checks the numbers
-before launching, and can print the command for every node.
+(src/llamafactory/launcher.py, v0.9.5). lf-wrap sets exactly those and checks the numbers
+before launching; `lf-wrap launch-plan` prints the command for every node (steps/launch_plan.py).
 """
 
 from __future__ import annotations
 
-import json
-import shlex
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lf_wrap.util.errors import LfWrapError
+from lf_wrap.util.files import read_json_object
 from lf_wrap.util.network import port_free
 
 DEEPSPEED_PRESETS = ("z0", "z2", "z3", "z3-offload")
@@ -86,25 +85,5 @@ def deepspeed_config(choice: str) -> Path:
             f"--deepspeed {choice}: neither a preset nor a file",
             hint=f"use one of {', '.join(DEEPSPEED_PRESETS)} or the path of a DeepSpeed JSON config",
         )
-    try:
-        json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as err:
-        raise LfWrapError(f"{path}: not valid JSON ({err})", hint="fix the DeepSpeed config") from None
+    read_json_object(path, shape="a DeepSpeed config object", hint="fix the DeepSpeed config")
     return path.resolve()
-
-
-def node_command(args: list[str], launch: Launch, rank: int) -> str:
-    """The lf-wrap command to run on node `rank` of a multi-node plan."""
-    flags = [
-        "--nnodes", str(launch.nnodes), "--node-rank", str(rank), "--nproc-per-node", str(launch.nproc_per_node),
-        "--master-addr", launch.master_addr, "--master-port", str(launch.master_port),
-    ]  # fmt: skip
-    return " ".join(shlex.quote(a) for a in ["lf-wrap", "train", *args, *flags])
-
-
-def slurm_line(args: list[str], launch: Launch) -> str:
-    inner = " ".join(shlex.quote(a) for a in ["lf-wrap", "train", *args])
-    return f"srun --nodes={launch.nnodes} --ntasks-per-node=1 bash -c " + shlex.quote(
-        f"{inner} --nnodes {launch.nnodes} --node-rank $SLURM_NODEID --nproc-per-node {launch.nproc_per_node} "
-        f"--master-addr $(scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1) --master-port {launch.master_port}"
-    )

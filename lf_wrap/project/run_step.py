@@ -14,9 +14,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import click
-
 from lf_wrap.project.runs import RunFolder, now
+from lf_wrap.util import console
 from lf_wrap.util.errors import ExternalError, Interrupted
 from lf_wrap.util.process import Outcome, run_logged, shell_line, tail
 
@@ -39,7 +38,7 @@ class RunStep:
 
     def start(self, facts: Mapping[str, Any]) -> None:
         """Print the command and record the step as running, with what is known before it runs."""
-        click.echo(f"$ {self.line}", err=True)
+        console.note(f"$ {self.line}")
         self.started = now()
         self.run_folder.record(
             self.section,

@@ -9,7 +9,6 @@ The manifest is rewritten atomically after each step, so it is always valid JSON
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import sys
@@ -17,20 +16,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from lf_wrap import __version__
-from lf_wrap.util.files import atomic_write, locked
+from lf_wrap.data.registry import check_name
+from lf_wrap.project.config import PROJECT_FILE, is_demo_file
+from lf_wrap.util.errors import LfWrapError
+from lf_wrap.util.files import atomic_write, locked, read_json_object
+from lf_wrap.util.paths import demo_project
 
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class RunFolder:
@@ -45,14 +42,25 @@ class RunFolder:
     export_log = property(lambda self: self.root / "export.log")
     merged = property(lambda self: self.root / "merged")
     manifest_path = property(lambda self: self.root / "manifest.json")
+    server_record = property(lambda self: self.root / "serve.json")  # a detached server's (steps/serve.py)
 
     def manifest(self) -> dict[str, Any]:
+        """The run's record ({} before its first step); a damaged one is one message naming it."""
         if not self.manifest_path.exists():
             return {}
-        try:
-            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except ValueError:
-            return {}
+        return read_json_object(
+            self.manifest_path, hint="lf-wrap writes it atomically, so it was edited: fix it by hand or delete it"
+        )
+
+    def thinking(self) -> dict[str, Any]:
+        """How the run was trained to think, as `train` recorded it (model/thinking.py); {} before."""
+        train = self.manifest().get("train")
+        found = train.get("thinking") if isinstance(train, dict) else None
+        return found if isinstance(found, dict) else {}
+
+    def server(self) -> dict[str, Any] | None:
+        """The record of the run's detached server (serve.json); None when there is none."""
+        return read_server_record(self.server_record)
 
     def record(self, section: str, data: dict[str, Any]) -> dict[str, Any]:
         """Merge `data` into `manifest[section]` and write the manifest atomically."""
@@ -68,6 +76,20 @@ class RunFolder:
         return manifest
 
 
+def read_server_record(path: Path) -> dict[str, Any] | None:
+    """A detached server's record (`serve --detach` writes it): None when there is none. One that
+    cannot be read, or lacks the pid, process group or base URL lf-wrap wrote into it, is one
+    message naming the file: lf-wrap never acts on a guess about which process to stop."""
+    if not path.exists():
+        return None
+    hint = "lf-wrap writes it when it starts a server; if none runs for this run, delete the file"
+    info = read_json_object(path, hint=hint)
+    wrong = [k for k, kind in (("pid", int), ("pgid", int), ("base_url", str)) if not isinstance(info.get(k), kind)]
+    if wrong:
+        raise LfWrapError(f"{path}: not a server record lf-wrap wrote (no valid {', '.join(wrong)})", hint=hint)
+    return info
+
+
 def locate_run_dir(
     config_file: Path | None, sets: tuple[str, ...] = (), run: str | None = None, runs_dir: Path | None = None
 ) -> Path:
@@ -77,13 +99,6 @@ def locate_run_dir(
     typo elsewhere in the project file would stop `train`. Other `--set` keys do not move the run
     folder and are ignored. Paths given on the command line are relative to the current folder,
     paths in a project file to its folder (the built-in demo's: the current folder)."""
-    import yaml
-
-    from lf_wrap.data.registry import check_name
-    from lf_wrap.project.config import PROJECT_FILE, is_demo_file
-    from lf_wrap.util.errors import LfWrapError
-    from lf_wrap.util.paths import demo_project
-
     if config_file is None:
         config_file = Path(PROJECT_FILE) if Path(PROJECT_FILE).exists() else demo_project()
     elif not config_file.is_file():

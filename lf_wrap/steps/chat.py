@@ -1,51 +1,30 @@
 """`lf-wrap chat`: talk to the served model, in the terminal (this module) or in a web page
 (lf_wrap/steps/chat_page.py), through the same OpenAI-compatible API every other client uses.
 
-The target is the run's detached server (runs/<name>/serve.json: base URL, served model
-name, model folder) or any server (`--base-url`, `--model`, `--api-key`). Answers stream in;
-a thinking model's reasoning (vLLM's reasoning parser) is shown apart from the answer. Every
-SDK error becomes one message (`Checker.explain`, shared with `lf-wrap check`); an answer the
-server cut off, or that Ctrl-C stopped, is said so and left out of the history.
+The target (project/target.py) is the run's detached server (runs/<name>/serve.json: base URL,
+served model name, model folder) or any server (`--base-url`, `--model`, `--api-key`). Answers
+stream in through the one client (engines/openai_api.py: every SDK error becomes one message);
+a thinking model's reasoning (vLLM's reasoning parser) is shown apart from the answer. An
+answer the server cut off, or that Ctrl-C stopped, is said so and left out of the history.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import Generator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import click
-
-from lf_wrap.steps.check import Checker, reasoning
+from lf_wrap.engines.openai_api import Client, Piece
+from lf_wrap.project.target import Target
+from lf_wrap.util import console
 from lf_wrap.util.errors import ExternalError, LfWrapError
+from lf_wrap.util.files import read_json_object
 
 DEFAULT_MAX_TOKENS = 512
 COMMANDS = "/reset (forget the conversation), /system TEXT (new system prompt; /system alone clears it), /exit"
-
-
-@dataclass
-class Target:
-    """Where the chat goes and how the model there was trained to be talked to."""
-
-    base_url: str
-    model: str | None
-    api_key: str | None
-    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)  # the run's (a no-think training)
-    thinking_mode: str | None = None  # "thinking", "no-think" or None (lf_wrap/model/thinking.py)
-    template: str | None = None  # the training template, when the run's manifest says
-    temperature: float | None = None  # the default, when the model asks for one
-    temperature_source: str = "the server's default (the model's generation_config.json)"
-    model_dir: Path | None = None
-
-
-@dataclass
-class Piece:
-    kind: str  # "reasoning" or "answer"
-    text: str
+SERVER_DEFAULT = "the server's default (the model's generation_config.json)"
 
 
 def default_temperature(model_dir: Path | None) -> tuple[float | None, str | None]:
@@ -55,49 +34,12 @@ def default_temperature(model_dir: Path | None) -> tuple[float | None, str | Non
         return None, None
     path = model_dir / "generation_config.json"
     try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None, None
+        config = read_json_object(path) if path.exists() else {}
+    except LfWrapError:
+        return None, None  # the server reads the same file and says more; the chat does not need it
     if config.get("do_sample") is False and "temperature" not in config:
         return 0.0, f"{path.name}: do_sample false (greedy)"
     return None, None
-
-
-def resolve(
-    config_file: Path | None, sets: tuple[str, ...], base_url: str | None, model: str | None, api_key: str | None
-) -> Target:
-    """The server to talk to: --base-url (any server), else the run's detached server (serve.json).
-
-    Only the run folder is read (runs/<name>/serve.json and manifest.json, found leniently as
-    `serve status` finds it): a typo in the training settings does not stop a chat."""
-    from lf_wrap.project.config import PROJECT_FILE
-    from lf_wrap.project.runs import RunFolder, locate_run_dir
-    from lf_wrap.steps.serve import read_pidfile
-
-    if base_url is not None and config_file is None and not sets and not Path(PROJECT_FILE).exists():
-        return Target(base_url, model, api_key)
-    run = RunFolder(locate_run_dir(config_file, sets))
-    info = read_pidfile(run.root / "serve.json")
-    model_dir: Path | None = None
-    if base_url is None:
-        if info is None:
-            raise LfWrapError(
-                f"no --base-url and no detached server for run {run.name!r} ({run.root / 'serve.json'})",
-                hint="start one with `lf-wrap serve --detach`, or pass --base-url URL (any OpenAI-compatible server)",
-            )
-        base_url = info["base_url"]
-        model = model or info.get("served_model_name")
-        model_dir = Path(info["model"]) if info.get("model") else None
-    # How the run was trained to think, as `check` reads it (lf_wrap/model/thinking.py).
-    thinking = run.manifest().get("train", {}).get("thinking") or {}
-    target = Target(base_url, model, api_key, model_dir=model_dir)
-    target.chat_template_kwargs = dict(thinking.get("chat_template_kwargs") or {})
-    target.thinking_mode = thinking.get("mode")
-    target.template = thinking.get("template")
-    temperature, source = default_temperature(model_dir)
-    if source:
-        target.temperature, target.temperature_source = temperature, source
-    return target
 
 
 class Conversation:
@@ -115,31 +57,40 @@ class Conversation:
         timeout_s: float = 120.0,
     ) -> None:
         self.target = target
-        self.checker = Checker(
-            target.base_url, target.api_key, target.model, timeout_s, False, max_tokens,
-            chat_template_kwargs=target.chat_template_kwargs,
-        )  # fmt: skip
+        self.client = Client(target.base_url, target.api_key, target.model, timeout_s, max_tokens,
+                             target.chat_template_kwargs())  # fmt: skip
+        default, source = default_temperature(target.model_dir)
+        self.default_temperature, self.temperature_source = (default, source) if source else (None, SERVER_DEFAULT)
         self.system = system
-        self.temperature = temperature if temperature is not None else target.temperature
+        self.temperature = temperature if temperature is not None else self.default_temperature
         self.max_tokens = max_tokens
         self.thinking = thinking
         self.history: list[dict[str, str]] = []
 
     @property
     def base_url(self) -> str:
-        return self.checker.base_url
+        return self.client.base_url
 
     @property
     def model(self) -> str | None:
-        return self.checker.model
+        return self.client.model
+
+    @property
+    def thinking_mode(self) -> str | None:
+        """ "thinking", "no-think" or None, as the run was trained (model/thinking.py)."""
+        return self.target.thinking.get("mode")
+
+    @property
+    def template(self) -> str | None:
+        """The run's training template, when its manifest says."""
+        return self.target.thinking.get("template")
 
     def connect(self) -> list[str]:
         """Ask the server which models it serves; fail with one message if it is down or lacks ours."""
-        result = self.checker.models()  # raises ExternalError (connection, 401, …) with a hint
-        ids: list[str] = result.data.get("ids", [])
-        if not result.ok:
-            if not ids:
-                raise ExternalError(f"{self.base_url} serves no models", hint="see the server's log")
+        ids = self.client.list_models()  # raises ExternalError (connection, 401, …) with a hint
+        if not ids:
+            raise ExternalError(f"{self.base_url} serves no models", hint="see the server's log")
+        if self.model not in ids:
             raise LfWrapError(
                 f"{self.base_url} does not serve a model named {self.model!r}; it serves {ids}",
                 hint=f"pass --model {ids[0]}",
@@ -149,11 +100,7 @@ class Conversation:
 
     def extra_body(self, thinking: bool | None = None) -> dict[str, Any] | None:
         """chat_template_kwargs: the run's own, and enable_thinking when the thinking switch says otherwise."""
-        kwargs = dict(self.target.chat_template_kwargs)
-        wanted = self.thinking if thinking is None else thinking
-        trained_to_think = kwargs.get("enable_thinking", True) is not False
-        if wanted is not None and wanted != trained_to_think:
-            kwargs["enable_thinking"] = wanted
+        kwargs = self.target.chat_template_kwargs(self.thinking if thinking is None else thinking)
         return {"chat_template_kwargs": kwargs} if kwargs else None
 
     def messages(self, question: str, history: list[dict[str, str]] | None = None) -> list[dict[str, str]]:
@@ -168,55 +115,15 @@ class Conversation:
         max_tokens: int | None = None,
         thinking: bool | None = None,
     ) -> Generator[Piece, None, None]:
-        """Stream one answer as Pieces. Raises ExternalError (with a hint) when the request fails
-        or the stream ends without the server saying the answer is complete."""
-        import httpx
-        import openai
-
+        """Stream one answer as Pieces (engines/openai_api.py's Client.stream_answer, with this chat's settings)."""
         if self.model is None:  # --base-url without --model, and the server was down at the start
             self.connect()
-        temperature = self.temperature if temperature is None else temperature
-        options: dict[str, Any] = {} if temperature is None else {"temperature": temperature}
-        extra = self.extra_body(thinking)
-        try:
-            response: Any = self.checker.client.chat.completions.create(  # a Stream: stream=True
-                model=self.model or "",
-                messages=messages,  # type: ignore[arg-type]
-                max_tokens=max_tokens or self.max_tokens,
-                stream=True,
-                extra_body=extra,
-                **options,
-            )
-        except openai.OpenAIError as err:
-            raise self.checker.explain(err) from None
-        finish: str | None = None
-        try:
-            for chunk in response:
-                if not chunk.choices:
-                    continue
-                choice = chunk.choices[0]
-                thought = reasoning(choice.delta)
-                if thought:
-                    yield Piece("reasoning", thought)
-                if choice.delta.content:
-                    yield Piece("answer", choice.delta.content)
-                finish = choice.finish_reason or finish
-        except openai.OpenAIError as err:
-            raise self.checker.explain(err) from None
-        except httpx.HTTPError as err:  # the connection broke while the answer streamed
-            raise ExternalError(
-                f"{self.base_url}: the answer stream broke off ({type(err).__name__}: {err})",
-                hint="the server stopped or dropped the connection: see its log (runs/<name>/serve.log)",
-            ) from None
-        finally:
-            response.close()
-        if finish is None:
-            raise ExternalError(
-                f"{self.base_url}: the answer stream ended before the answer was complete (no finish_reason)",
-                hint="the server stopped or dropped the connection: see its log (runs/<name>/serve.log)",
-            )
-        if finish == "length":
-            yield Piece("note", f"[cut at --max-tokens {max_tokens or self.max_tokens}]")
+        yield from self.client.stream_answer(
+            messages,
+            max_tokens=max_tokens or self.max_tokens,
+            temperature=self.temperature if temperature is None else temperature,
+            extra_body=self.extra_body(thinking),
+        )
 
     def ask(self, question: str) -> Generator[Piece, None, None]:
         """Stream the answer to `question`; a complete answer joins the history with its question."""
@@ -233,14 +140,14 @@ class Conversation:
 
 # -- the terminal ----------------------------------------------------------------------------
 def describe(conv: Conversation) -> str:
-    t = conv.target
+    source = conv.temperature_source
     temperature = (
-        f"{conv.temperature:g}" + ("" if conv.temperature != t.temperature else f" ({t.temperature_source})")
+        f"{conv.temperature:g}" + ("" if conv.temperature != conv.default_temperature else f" ({source})")
         if conv.temperature is not None
-        else t.temperature_source
+        else source
     )
     thinking = {"thinking": "on (reasoning shown apart)", "no-think": "off (trained without)"}.get(
-        t.thinking_mode or "", f"n/a (template {t.template})" if t.template else "the server's default"
+        conv.thinking_mode or "", f"n/a (template {conv.template})" if conv.template else "the server's default"
     )
     if conv.thinking is False:
         thinking = "off (--no-thinking)"
@@ -263,14 +170,14 @@ class Terminal:
         self.failures = 0
 
     def say(self, text: str) -> None:
-        click.echo(text, err=True)
+        console.note(text)
 
     def read(self) -> str | None:
         if self.interactive:
             try:
-                return input(click.style("you> ", bold=True))
+                return input(console.style("you> ", bold=True))
             except EOFError:
-                click.echo()
+                console.out()
                 return None
         line = self.stdin.readline()
         return None if line == "" else line.rstrip("\r\n")
@@ -285,7 +192,7 @@ class Terminal:
             try:
                 line = self.read()
             except KeyboardInterrupt:  # at the prompt: the session ends
-                click.echo(err=True)
+                console.note()
                 break
             if line is None:
                 break
@@ -350,7 +257,7 @@ class Terminal:
     def show_reasoning(self, text: str, first: bool) -> None:
         """Interactive: dimmed before the answer. Piped: on stderr, so stdout holds only answers."""
         if self.interactive:
-            sys.stdout.write(click.style(("thinking: " if first else "") + text, dim=True))
+            sys.stdout.write(console.style(("thinking: " if first else "") + text, dim=True))
             sys.stdout.flush()
         else:
             sys.stderr.write(("reasoning: " if first else "") + text)

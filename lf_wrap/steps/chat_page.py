@@ -23,9 +23,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from lf_wrap.steps.chat import Conversation, describe
-from lf_wrap.steps.serve import is_public
+from lf_wrap.util import console
 from lf_wrap.util.errors import LfWrapError
-from lf_wrap.util.network import port_free
+from lf_wrap.util.network import is_public, port_free
 from lf_wrap.util.paths import templates_dir
 
 MAX_BODY = 1 << 20  # one request: the history of a long chat fits many times over
@@ -37,7 +37,6 @@ def page() -> str:
 
 def info(conv: Conversation) -> dict[str, Any]:
     """What the page shows: the model, the endpoint, the defaults, and whether the server answers."""
-    t = conv.target
     server: dict[str, Any] = {"up": True, "error": None, "hint": None}
     try:
         server["models"] = conv.connect()
@@ -47,14 +46,14 @@ def info(conv: Conversation) -> dict[str, Any]:
         "model": conv.model,
         "endpoint": conv.base_url,
         "summary": describe(conv),
-        "thinking_mode": t.thinking_mode,
-        "template": t.template,
-        "thinking": conv.thinking if conv.thinking is not None else t.thinking_mode != "no-think",
+        "thinking_mode": conv.thinking_mode,
+        "template": conv.template,
+        "thinking": conv.thinking if conv.thinking is not None else conv.thinking_mode != "no-think",
         "system": conv.system or "",
         "temperature": conv.temperature,
-        "temperature_source": t.temperature_source,
+        "temperature_source": conv.temperature_source,
         "max_tokens": conv.max_tokens,
-        "api_key": "set (kept on the server)" if t.api_key else "none",
+        "api_key": "set (kept on the server)" if conv.target.api_key else "none",
         "server": server,
     }
 
@@ -174,18 +173,16 @@ def create_app(conv: Conversation, host: str = "127.0.0.1") -> Any:
 
 def serve_page(conv: Conversation, host: str, port: int) -> None:
     """Run the page until Ctrl-C. Checks the port first; says where the page is."""
-    import click
     import uvicorn
 
     if not port_free(host, port):
         raise LfWrapError(f"port {port} on {host} is already in use", hint="pick another --port", location="--port")
     if is_public(host):
-        click.echo(
+        console.note(
             f"warning: the chat page on {host} lets anyone who can reach this machine use the model"
-            + (" with your API key" if conv.target.api_key else ""),
-            err=True,
+            + (" with your API key" if conv.target.api_key else "")
         )
     shown = f"[{host}]" if ":" in host else ("127.0.0.1" if host in ("0.0.0.0", "") else host)
-    click.echo(f"chat page: http://{shown}:{port}/  (Ctrl-C stops it)", err=True)
-    click.echo(describe(conv), err=True)
+    console.note(f"chat page: http://{shown}:{port}/  (Ctrl-C stops it)")
+    console.note(describe(conv))
     uvicorn.run(create_app(conv, host), host=host, port=port, log_level="warning", access_log=False)

@@ -8,25 +8,30 @@ API key, that a request without it is refused (GET /v1/models, and POST /invocat
 given (exact and similarity; skipped otherwise, so any OpenAI-compatible server can be
 checked); optionally a bounded concurrent load with latency percentiles. A thinking
 model's reasoning (vLLM's reasoning parser) is reported apart; only the answer is compared.
+The server, the run and the kwargs come from project/target.py; the client is
+engines/openai_api.py.
 """
 
 from __future__ import annotations
 
 import difflib
-import functools
 import statistics
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from lf_wrap.data.convert import iter_conversations
-from lf_wrap.data.registry import DatasetInvalid, entry_file, lookup, read_info, validate_entry
-from lf_wrap.data.validate import Report, validate_file
+from lf_wrap.data.answers import Row, from_file, from_registered, no_answers, spread
+from lf_wrap.data.registry import entry_file, lookup, read_info
+from lf_wrap.engines.openai_api import Client, api_errors, reasoning
+from lf_wrap.model.thinking import request_kwargs
+from lf_wrap.project.target import Target
+from lf_wrap.steps.report import record_check
 from lf_wrap.util.errors import ExternalError, LfWrapError
 from lf_wrap.util.percentiles import percentile
+
+HELLO = [{"role": "user", "content": "Hello!"}]
 
 
 @dataclass
@@ -36,31 +41,24 @@ class CheckResult:
     detail: str
     data: dict[str, Any] = field(default_factory=dict)
 
-
-@dataclass
-class Golden:
-    messages: list[dict[str, str]]
-    expected: str
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail, **self.data}
 
 
-def golden_from_dataset(dataset_dir: Path, name: str, samples: int) -> list[Golden]:
+def golden_from_dataset(dataset_dir: Path, name: str, samples: int) -> list[Row]:
     """Prompts and expected answers from a dataset registered in `dataset_dir`/dataset_info.json."""
-    info = read_info(dataset_dir)
-    path = entry_file(dataset_dir, name, lookup(info, dataset_dir, name))
-    report = validate_entry(dataset_dir, name)
-    if not report.ok:
-        raise LfWrapError(
-            f"golden dataset {name!r} has errors; run `lf-wrap data validate --dataset-dir {dataset_dir} --name {name}`"
-        )
-    return _golden_rows(path, report, name, samples)
+    rows, _ = from_registered(dataset_dir, [name])
+    if not rows:
+        raise no_answers(f"golden dataset {name!r}")
+    return spread(rows, samples)
 
 
-def golden_from_file(path: Path, samples: int) -> list[Golden]:
+def golden_from_file(path: Path, samples: int) -> list[Row]:
     """Prompts and expected answers from a dataset file (alpaca, sharegpt or openai rows), unregistered."""
-    report = validate_file(path, "auto")
-    if not report.ok:
-        raise DatasetInvalid(report, "no golden answers read")
-    return _golden_rows(path, report, str(path), samples)
+    rows, _ = from_file(path, "no golden answers read")
+    if not rows:
+        raise no_answers(f"golden file {path}")
+    return spread(rows, samples)
 
 
 def registered(dataset_dir: Path, name: str) -> str | None:
@@ -72,61 +70,9 @@ def registered(dataset_dir: Path, name: str) -> str | None:
     return None
 
 
-def _golden_rows(path: Path, report: Report, name: str, samples: int) -> list[Golden]:
-    out: list[Golden] = []
-    for conv in iter_conversations(path, report):
-        if conv.ranking or not conv.turns or conv.turns[-1][0] != "assistant":
-            continue
-        out.append(Golden(conv.chat_messages(conv.turns[:-1]), conv.turns[-1][1]))
-    if not out:
-        raise LfWrapError(f"golden dataset {name!r} has no prompt/answer rows")
-    if samples and len(out) > samples:  # spread evenly, deterministic
-        step = len(out) / samples
-        out = [out[int(i * step)] for i in range(samples)]
-    return out
+class Checker(Client):
+    """The checks, each one request (or a few) through the one client."""
 
-
-def reasoning(message: Any) -> str | None:
-    """The think block vLLM's reasoning parser took out of an answer (or a streamed delta):
-    `reasoning_content`, or `reasoning` in newer vLLM; None without a parser."""
-    for name in ("reasoning_content", "reasoning"):
-        value = getattr(message, name, None)
-        if isinstance(value, str):
-            return value
-    return None
-
-
-_Check = TypeVar("_Check", bound=Callable[..., Any])  # a method of a class with `explain(err)` (Checker's, eval's)
-
-
-def api_errors(check: _Check) -> _Check:
-    """Every request a check sends goes through here: an SDK error becomes one clear ExternalError
-    (`Checker.explain`), never a traceback."""
-
-    @functools.wraps(check)
-    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
-        import openai
-
-        try:
-            return check(self, *args, **kwargs)
-        except openai.OpenAIError as err:
-            raise self.explain(err) from err
-
-    return guarded  # type: ignore[return-value]
-
-
-def _server_message(err: Any) -> str:
-    """The error text the server sent (OpenAI style {"error": {"message": …}}, or the SDK's)."""
-    body = getattr(err, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        message = inner.get("message") if isinstance(inner, dict) else inner
-        if isinstance(message, str) and message:
-            return message
-    return str(getattr(err, "message", "") or err)
-
-
-class Checker:
     def __init__(
         self,
         base_url: str,
@@ -137,82 +83,14 @@ class Checker:
         max_tokens: int,
         chat_template_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        from openai import OpenAI
+        kwargs = request_kwargs(chat_template_kwargs or {}, False if no_thinking else None)
+        super().__init__(base_url, api_key, model, timeout_s, max_tokens, kwargs)
 
-        self.base_url = base_url.rstrip("/")
-        if not self.base_url.endswith("/v1"):
-            self.base_url += "/v1"
-        self.api_key = api_key
-        self.timeout_s = timeout_s
-        self.client = OpenAI(base_url=self.base_url, api_key=api_key or "EMPTY", max_retries=0, timeout=timeout_s)
-        self.model = model
-        self.ids: list[str] = []  # what /v1/models listed
-        self.max_tokens = max_tokens
-        kwargs = {**(chat_template_kwargs or {}), **({"enable_thinking": False} if no_thinking else {})}
-        self.chat_template_kwargs = kwargs
-        self.extra_body = {"chat_template_kwargs": kwargs} if kwargs else None
-
-    def _chat(self, messages: list[dict[str, str]], **kw: Any) -> Any:
-        return self.client.chat.completions.create(
-            model=self.model or "",
-            messages=messages,  # type: ignore[arg-type]
-            temperature=0,
-            max_tokens=kw.pop("max_tokens", self.max_tokens),
-            extra_body=self.extra_body,
-            **kw,
-        )
-
-    def explain(self, err: Exception) -> ExternalError:
-        """The one place an `openai` SDK error becomes a message: what happened, where, what to do."""
-        import openai
-
-        url, said = self.base_url, _server_message(err)
-        served = f"the server serves {self.ids}: pass one with --model" if self.ids else None
-        if isinstance(err, openai.APITimeoutError):
-            return ExternalError(
-                f"{url}: no answer within {self.timeout_s:g} s",
-                hint="raise --timeout (a big model on CPU is slow), or lower --max-tokens",
-            )
-        if isinstance(err, openai.APIConnectionError):
-            return ExternalError(
-                f"cannot connect to {url} ({err.__cause__ or err})",
-                hint="is the server running? start it with `lf-wrap serve`, or pass --base-url",
-            )
-        if isinstance(err, openai.NotFoundError):
-            return ExternalError(
-                f"{url}: HTTP 404 for model {self.model!r}: {said}",
-                hint=served or "check --model, and that --base-url is the API root (e.g. http://HOST:8000/v1)",
-            )
-        refusals: tuple[tuple[type[Exception], str, str], ...] = (
-            (
-                openai.AuthenticationError,
-                "the API key was refused (401)",
-                "pass the key the server was started with: --api-key KEY (or LF_WRAP_API_KEY)",
-            ),
-            (openai.PermissionDeniedError, "access denied (403)", "check --api-key and the server's rules"),
-            (
-                openai.BadRequestError,
-                "the server refused the request (400)",
-                "a prompt + --max-tokens longer than the server's max model length? lower --max-tokens",
-            ),
-        )
-        for kind, what, hint in refusals:
-            if isinstance(err, kind):
-                return ExternalError(f"{url}: {what}: {said}", hint=hint)
-        if isinstance(err, openai.APIStatusError):
-            return ExternalError(
-                f"{url}: HTTP {err.status_code}: {said}", hint="is this an OpenAI-compatible API? see the server's log"
-            )
-        return ExternalError(f"{url}: unexpected answer ({type(err).__name__}: {said})", hint="see the server's log")
-
-    @api_errors
     def models(self) -> CheckResult:
-        ids = [m.id for m in self.client.models.list().data]
-        self.ids = ids
-        if self.model is None:
-            if not ids:
-                return CheckResult("models", False, "the server lists no models")
-            self.model = ids[0]
+        named = self.model is not None
+        ids = self.list_models()
+        if not named and not ids:
+            return CheckResult("models", False, "the server lists no models")
         ok = self.model in ids
         return CheckResult(
             "models", ok, f"serves {ids}" + ("" if ok else f"; {self.model!r} is not among them"), {"ids": ids}
@@ -221,7 +99,7 @@ class Checker:
     @api_errors
     def chat(self) -> CheckResult:
         start = time.monotonic()
-        resp = self._chat([{"role": "user", "content": "Hello!"}], max_tokens=16)
+        resp = self._chat(HELLO, max_tokens=16)
         message = resp.choices[0].message
         text, thought = message.content or "", reasoning(message)
         detail = f"{len(text)} chars in {time.monotonic() - start:.2f} s"
@@ -252,7 +130,7 @@ class Checker:
         first: float | None = None
         start = time.monotonic()
         thought_chunks = 0
-        for chunk in self._chat([{"role": "user", "content": "Hello!"}], max_tokens=16, stream=True):
+        for chunk in self._chat(HELLO, max_tokens=16, stream=True):
             if chunk.choices and chunk.choices[0].delta.content:
                 first = first or time.monotonic() - start
                 chunks += 1
@@ -297,7 +175,7 @@ class Checker:
         return CheckResult("auth", ok, detail, {"statuses": {"GET /v1/models": models, **statuses}})
 
     @api_errors
-    def golden(self, items: list[Golden], min_match: float) -> CheckResult:
+    def golden(self, items: list[Row], min_match: float) -> CheckResult:
         exact, thoughts = 0, 0
         sims: list[float] = []
         misses: list[dict[str, Any]] = []
@@ -362,3 +240,106 @@ class Checker:
             f"p50 {data['latency_p50_s']} s, p95 {data['latency_p95_s']} s, {len(errors)} errors"
         )
         return CheckResult("load", not errors, detail, data)
+
+
+@dataclass
+class Checked:
+    """What `lf-wrap check` found: each check's result, the ones skipped and why, and the report line."""
+
+    checker: Checker
+    results: list[CheckResult]
+    skipped: list[dict[str, str]]
+    report_line: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "base_url": self.checker.base_url, "model": self.checker.model,
+                "checks": [r.to_dict() for r in self.results], "skipped": self.skipped,
+                "exit_code": 0 if self.ok else 1}  # fmt: skip
+
+    def failure(self) -> tuple[str, str, str]:
+        """(error, hint, location) of a failed check, for --json."""
+        failed = ", ".join(r.name for r in self.results if not r.ok)
+        return f"failed checks: {failed}", "see each check's detail", self.checker.base_url
+
+    def lines(self) -> list[str]:
+        out = []
+        for r in self.results:
+            out.append(f"{'PASS' if r.ok else 'FAIL'}  {r.name:<7} {r.detail}")
+            for miss in r.data.get("misses", []) if not r.ok else []:
+                out.append(f"      expected {miss['expected']!r}\n      got      {miss['got']!r}")
+                if miss.get("reasoning"):
+                    out.append(f"      reasoning {miss['reasoning']!r}")
+        out += [f"SKIP  {skip['name']:<7} {skip['reason']}" for skip in self.skipped]
+        verdict = "all checks passed" if self.ok else "FAILED"
+        return [*out, f"{self.checker.base_url} ({self.checker.model}): {verdict}"]
+
+
+def golden_rows(
+    target: Target,
+    golden: str | None,
+    golden_file: Path | None,
+    dataset_dir: Path | None,
+    no_golden: bool,
+    samples: int,
+) -> tuple[list[Row], list[dict[str, str]]]:
+    """The golden rows to ask (--golden-file, --golden, else the project's datasets), and the skip
+    note when there are none."""
+    project = target.project
+    known_dir = dataset_dir or (project.path(project.config.dataset_dir) if project else Path("data"))
+    if golden_file is not None:
+        return golden_from_file(golden_file, samples), []
+    if golden:
+        return golden_from_dataset(known_dir, golden, samples), []
+    if no_golden:
+        return [], []
+    names = project.config.datasets if project else []
+    missing = next((why for name in names if (why := registered(known_dir, name))), None)
+    if not names or missing:
+        why = f"the project's dataset is not there ({missing})" if missing else "no dataset known"
+        return [], [{"name": "golden", "reason": f"{why}: pass --golden NAME or --golden-file FILE"}]
+    return [row for name in names for row in golden_from_dataset(known_dir, name, samples)], []
+
+
+def run(
+    target: Target,
+    *,
+    golden: str | None,
+    golden_file: Path | None,
+    dataset_dir: Path | None,
+    no_golden: bool,
+    samples: int,
+    min_match: float,
+    no_thinking: bool,
+    concurrency: int | None,
+    n_requests: int,
+    max_tokens: int,
+    timeout_s: float,
+) -> Checked:
+    """Every check, in order, against the target; recorded in the run's manifest and report."""
+    checker = Checker(target.base_url, target.api_key, target.model, timeout_s, no_thinking, max_tokens,
+                      chat_template_kwargs=target.chat_template_kwargs())  # fmt: skip
+    items, skipped = golden_rows(target, golden, golden_file, dataset_dir, no_golden, samples)
+    prompts = [g.messages for g in items] or [HELLO]
+    results = [checker.models()]
+    if results[0].ok:
+        results += [checker.chat(), checker.stream()]
+        if target.api_key:
+            results.append(checker.auth())
+        results.append(checker.stops(prompts[0]))
+        if items:
+            results.append(checker.golden(items, min_match))
+        if concurrency:
+            results.append(checker.load(prompts, concurrency, n_requests))
+    else:  # asking for a model the server does not serve would only repeat that
+        later = ["chat", "stream", *(["auth"] if target.api_key else []), "stop"]
+        later += [*(["golden"] if items else []), *(["load"] if concurrency else [])]
+        skipped = [{"name": n, "reason": "the model is not served"} for n in later] + skipped
+    done = Checked(checker, results, skipped)
+    if target.project is not None and target.run is not None:  # the run's manifest keeps the last check
+        checks = [r.to_dict() for r in results]
+        done.report_line = record_check(target.run.root, checker.base_url, checker.model, done.ok, checks, skipped)
+    return done

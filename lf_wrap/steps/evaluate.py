@@ -7,9 +7,10 @@ chat template, and a request names the side (`<run>-base` or `<run>`). vLLM's CP
 serves LoRA adapters: vllm/platforms/cpu.py's `get_punica_wrapper` gives the CPU kernels
 (vllm/lora/punica_wrapper/punica_cpu.py), and its log says "Using PunicaWrapperCPU" / "Loaded new
 LoRA adapter" (tests/test_eval_served.py); a full fine-tune has no adapter, so the base model and
-the trained model get a server each, one after the other. `--base-url/--tuned-url` compare any
-two OpenAI-compatible endpoints instead, with `check`'s client (`lf_wrap.steps.check.Checker`: the
-same api-key handling and error messages).
+the trained model get a server each, one after the other (started as `lf-wrap serve` starts
+them: steps/serve.py). `--base-url/--tuned-url` compare any two OpenAI-compatible endpoints
+instead, with the one client (engines/openai_api.py: the same api-key handling and error
+messages as `check` and `chat`).
 
 Rows: `--dataset` (a registered name or a file) when given; else the run's held-out rows
 (LLaMA-Factory's `val_size` split, recomputed with the training environment's own
@@ -17,7 +18,8 @@ Rows: `--dataset` (a registered name or a file) when given; else the run's held-
 data, which then measures memorisation, and the output says so. `--rows N` spreads N rows
 evenly over them.
 
-Per row: exact match, chrF, ROUGE-L (lf_wrap/steps/evaluate_scores.py), the latency of each answer. The
+Rows with answers are read by data/answers.py, as `check` reads its golden answers. Per row:
+exact match, chrF, ROUGE-L (lf_wrap/steps/evaluate_scores.py), the latency of each answer. The
 summary compares the means; rows where the tuned model got worse come first. The result is
 written to runs/<name>/eval.json (atomically) and summarised in the manifest.
 """
@@ -26,11 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import statistics
-import struct
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -38,33 +37,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
-
-from lf_wrap.data.convert import iter_conversations
-from lf_wrap.data.registry import DatasetInvalid, entry_file, lookup, read_info, validate_entry
-from lf_wrap.data.validate import Report, validate_file
+from lf_wrap.data.answers import Row, from_file, from_registered, no_answers, spread
+from lf_wrap.engines.llamafactory import LlamaFactory
+from lf_wrap.engines.openai_api import Client
+from lf_wrap.model.folder import tensor_shapes
+from lf_wrap.model.thinking import request_kwargs
+from lf_wrap.project.config import Project
 from lf_wrap.project.runs import RunFolder, now
-from lf_wrap.steps.check import Checker, api_errors, reasoning
+from lf_wrap.project.target import in_a_project, locate
 from lf_wrap.steps.evaluate_scores import LABELS, METRICS, score
+from lf_wrap.steps.report import try_write
+from lf_wrap.steps.serve import ServePlan, plan_to_compare, running
+from lf_wrap.util import console
 from lf_wrap.util.errors import ExternalError, LfWrapError
 from lf_wrap.util.files import atomic_write
 from lf_wrap.util.percentiles import percentile
+from lf_wrap.util.progress import Ticker
 
 EVAL_FILE = "eval.json"
 START_TIMEOUT_S = 600.0
 HF_DEFAULT_SEED = 42  # transformers' TrainingArguments.seed, what LLaMA-Factory splits with when no seed is set
-_ROLES = {"user": "user", "assistant": "assistant", "observation": "user", "function": "assistant"}
-
-
-@dataclass
-class Row:
-    index: int  # position in the dataset(s), in file order (LLaMA-Factory's order)
-    messages: list[dict[str, str]]
-    expected: str
-
-    @property
-    def prompt(self) -> str:
-        return self.messages[-1]["content"] if self.messages else ""
 
 
 @dataclass
@@ -94,77 +86,23 @@ class Plan:
     base: Side
     tuned: Side
     run: RunFolder | None
-    servers: list[Any] = field(default_factory=list)  # ServePlans lf-wrap starts (none with --base-url/--tuned-url)
+    servers: list[ServePlan] = field(default_factory=list)  # what lf-wrap starts (none with --base-url/--tuned-url)
     notes: list[str] = field(default_factory=list)
-
-
-# -- rows -------------------------------------------------------------------------------
-def read_rows(path: Path, report: Report, start: int = 0) -> tuple[list[Row], int]:
-    """(rows with an answer, how many rows the file has): the last assistant turn is the answer."""
-    out: list[Row] = []
-    count = 0
-    for i, conv in enumerate(iter_conversations(path, report)):
-        count = i + 1
-        if conv.ranking or not conv.turns or conv.turns[-1][0] != "assistant":
-            continue
-        msgs = [{"role": "system", "content": conv.system}] if conv.system else []
-        msgs += [{"role": _ROLES[r], "content": c} for r, c in conv.turns[:-1]]
-        out.append(Row(start + i, msgs, conv.turns[-1][1]))
-    return out, count
-
-
-def _registered_rows(dataset_dir: Path, names: list[str], cap: int | None = None) -> tuple[list[Row], int]:
-    rows: list[Row] = []
-    total = 0
-    for name in names:
-        info = read_info(dataset_dir)
-        path = entry_file(dataset_dir, name, lookup(info, dataset_dir, name))
-        report = validate_entry(dataset_dir, name)
-        if not report.ok:
-            raise LfWrapError(
-                f"dataset {name!r} has errors",
-                hint=f"run `lf-wrap data validate --dataset-dir {dataset_dir} --name {name}`",
-            )
-        found, count = read_rows(path, report, total)
-        if cap is not None:  # LLaMA-Factory's max_samples keeps the first rows of each dataset
-            found, count = [r for r in found if r.index - total < cap], min(count, cap)
-        rows += found
-        total += count
-    return rows, total
-
-
-def _no_answers(where: str) -> LfWrapError:
-    return LfWrapError(
-        f"{where}: no rows with an answer to compare (every row needs a prompt and the expected answer)",
-        hint="eval compares answers: give a dataset whose rows end with the assistant's answer (alpaca `output`, "
-        "sharegpt `gpt`, openai `assistant`); preference rows (chosen/rejected) are not answers",
-    )
-
-
-def spread(rows: list[Row], n: int) -> list[Row]:
-    """`n` rows spread evenly over `rows`, deterministic (0: all)."""
-    if not n or len(rows) <= n:
-        return rows
-    step = len(rows) / n
-    return [rows[int(i * step)] for i in range(n)]
 
 
 def rows_from_dataset(ref: str, dataset_dir: Path, n: int) -> Rows:
     """`--dataset`: a dataset file, or a name registered in `dataset_dir`."""
     file = Path(ref).expanduser()
     if file.is_file():
-        report = validate_file(file, "auto")
-        if not report.ok:
-            raise DatasetInvalid(report, "nothing evaluated")
-        found, _ = read_rows(file, report)
+        found, report = from_file(file, "nothing evaluated")
         detail = f"{file} ({report.format})"
     elif "/" in ref or file.suffix.lower() in (".json", ".jsonl"):
         raise LfWrapError(f"--dataset {ref}: no such file", hint="pass a dataset file or a registered dataset name")
     else:
-        found, _ = _registered_rows(dataset_dir, [ref])
+        found, _ = from_registered(dataset_dir, [ref])
         detail = f"{ref!r}, registered in {dataset_dir}"
     if not found:
-        raise _no_answers(f"--dataset {ref}")
+        raise no_answers(f"--dataset {ref}")
     return Rows(spread(found, n), "dataset", detail, len(found))
 
 
@@ -193,7 +131,7 @@ def held_out_indices(python: Path, rows: int, val_size: float, seed: int) -> lis
     return [int(i) for i in json.loads(done.stdout.strip().splitlines()[-1])]
 
 
-def rows_for_run(project: Any, manifest: dict[str, Any], n: int) -> Rows:
+def rows_for_run(project: Project, manifest: dict[str, Any], n: int) -> Rows:
     """The run's held-out rows (val_size split or eval_dataset), else its training data."""
     train = manifest.get("train") or {}
     config = train.get("config") or {}
@@ -202,56 +140,39 @@ def rows_for_run(project: Any, manifest: dict[str, Any], n: int) -> Rows:
     cap = config.get("max_samples")
     eval_names = [d.strip() for d in str(config.get("eval_dataset") or "").split(",") if d.strip()]
     if eval_names:
-        found, _ = _registered_rows(dataset_dir, eval_names)
+        found, _ = from_registered(dataset_dir, eval_names)
         if not found:
-            raise _no_answers(f"eval_dataset {','.join(eval_names)}")
+            raise no_answers(f"eval_dataset {','.join(eval_names)}")
         detail = f"eval_dataset {','.join(eval_names)} (LLaMA-Factory's eval loss was measured on it)"
         return Rows(spread(found, n), "eval dataset", detail, len(found))
-    rows, total = _registered_rows(dataset_dir, names, cap if isinstance(cap, int) else None)
+    rows, total = from_registered(dataset_dir, names, cap if isinstance(cap, int) else None)
     val_size = float(config.get("val_size") or 0.0)
     if val_size > 1e-6:
-        from lf_wrap.engines.llamafactory import LlamaFactory
-
         seed = int(config.get("seed", HF_DEFAULT_SEED))
         engine = LlamaFactory.find(project.config.llamafactory_cli, project.root)
         held = set(held_out_indices(engine.python, total, val_size, seed))
         found = [r for r in rows if r.index in held]
         if not found:
-            raise _no_answers(f"the held-out rows of {','.join(names)}")
+            raise no_answers(f"the held-out rows of {','.join(names)}")
         detail = (
             f"val_size {val_size:g} of {','.join(names)}: {len(held)} rows held out (seed {seed}), never trained on"
         )
         return Rows(spread(found, n), "held-out split", detail, len(found))
     if not rows:
-        raise _no_answers(f"dataset {','.join(names)}")
+        raise no_answers(f"dataset {','.join(names)}")
     detail = f"{','.join(names)}: no held-out split (val_size), so this measures memorisation, not generalisation"
     return Rows(spread(rows, n), "training data", detail, len(rows))
 
 
 # -- does the adapter fit the base model? ------------------------------------------------------
-def _tensor_shapes(folder: Path) -> dict[str, list[int]]:
-    shapes: dict[str, list[int]] = {}
-    for file in sorted(folder.glob("*.safetensors")):
-        try:
-            with file.open("rb") as f:
-                (length,) = struct.unpack("<Q", f.read(8))
-                header = json.loads(f.read(min(length, 100 * 1024 * 1024)))
-        except (OSError, struct.error, ValueError) as err:
-            raise LfWrapError(f"{file}: not a readable safetensors file ({err})") from None
-        for name, info in header.items():
-            if name != "__metadata__" and isinstance(info, dict):
-                shapes[name] = list(info.get("shape") or [])
-    return shapes
-
-
 def adapter_misfits(adapter: Path, base: Path) -> list[str]:
     """Where a LoRA adapter's matrices do not fit the base model's layers (empty: it fits).
 
     lora_A is [rank, in_features] and lora_B [out_features, rank] of the layer they adapt
     (PEFT's layout); the base's weight is [out_features, in_features]. Read from the
     safetensors headers only: no weights loaded, no torch."""
-    lora = _tensor_shapes(adapter)
-    weights = _tensor_shapes(base)
+    lora = tensor_shapes(adapter)
+    weights = tensor_shapes(base)
     if not lora or not weights:
         return []  # nothing to compare (e.g. .bin weights): vLLM will say
     problems: list[str] = []
@@ -289,54 +210,6 @@ def check_adapter(adapter: Path, base: Path) -> None:
         )
 
 
-# -- serving ----------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve_plan(project: Any, model: Path | None, adapter: Path | None, served_name: str | None) -> Any:
-    """The server `lf-wrap serve` would start for this model (its flags, environment, chat template)."""
-    from lf_wrap.steps.serve import plan
-
-    template = None
-    if getattr(project.config, "chat_template", "model") == "training":  # served as deployed: the training template
-        from lf_wrap.model.template_agreement import chat_template_file
-
-        template = chat_template_file(project, "training")
-    return plan(
-        project, model=model, adapter=adapter, adapter_name=None, served_name=served_name, tokenizer=None,
-        max_model_len=None, host="127.0.0.1", port=free_port(), api_key=None, tensor_parallel_size=None,
-        dtype=None, extra=(), chat_template=template,
-    )  # fmt: skip
-
-
-@contextlib.contextmanager
-def running(server: Any) -> Iterator[None]:
-    """A vLLM server for the length of the block: started in its own process group, logged to the
-    run's serve.log, stopped (the whole group) when the block ends, also on Ctrl-C or an error."""
-    from lf_wrap.steps.serve import stop_group, wait_healthy
-
-    server.run.root.mkdir(parents=True, exist_ok=True)
-    click.echo(f"$ {server.printable()}", err=True)
-    with server.log.open("ab") as log:
-        log.write(f"# {now()} lf-wrap eval $ {server.printable()}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(  # an argument list, never a shell
-            server.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=server.run.root, env=server.env, start_new_session=True,
-        )  # fmt: skip
-    try:
-        seconds = wait_healthy(server, lambda: proc.poll() is None, START_TIMEOUT_S)
-        click.echo(f"eval: server ready in {seconds:.0f} s ({server.base_url}/v1)", err=True)
-        yield
-    finally:
-        stop_group(proc.pid)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
-
-
 def shown(path: Path) -> str:
     """A path as people read it: relative to the current folder when inside it."""
     try:
@@ -345,20 +218,21 @@ def shown(path: Path) -> str:
         return str(path.resolve())
 
 
-def plan_run(project: Any, rows: Rows, run: RunFolder) -> Plan:
+# -- serving ----------------------------------------------------------------------------
+def plan_run(project: Project, rows: Rows, run: RunFolder) -> Plan:
     """How lf-wrap serves the run's base and tuned models: one server with the LoRA adapter, or
     (a full fine-tune) two servers, base then tuned."""
     base_dir = project.path(project.config.model)
     if project.config.method == "full":
         if not (run.output / "config.json").is_file():
             raise LfWrapError(f"{run.output}: no trained model there", hint="train the run first: `lf-wrap train`")
-        base = _serve_plan(project, base_dir, None, "base")
-        tuned = _serve_plan(project, run.output, None, run.name)
+        base = plan_to_compare(project, base_dir, None, "base")
+        tuned = plan_to_compare(project, run.output, None, run.name)
         how = "two vLLM servers, one after the other: the base model, then the fully fine-tuned model"
         return Plan(rows, how, Side("base", base.base_url, "base", shown(base_dir)),
                     Side("tuned", tuned.base_url, run.name, shown(run.output)), run, [base, tuned])  # fmt: skip
     check_adapter(run.output, base_dir)
-    server = _serve_plan(project, None, run.output, None)
+    server = plan_to_compare(project, None, run.output, None)
     how = "one vLLM server: the base model with the run's LoRA adapter (--enable-lora), both answered by one engine"
     return Plan(
         rows, how,
@@ -369,40 +243,22 @@ def plan_run(project: Any, rows: Rows, run: RunFolder) -> Plan:
 
 
 # -- asking -----------------------------------------------------------------------------
-class Answerer(Checker):
-    """`check`'s client (base URL, api key, timeouts, error messages) asking for one answer."""
-
-    @api_errors
-    def answer(self, messages: list[dict[str, str]]) -> dict[str, Any]:
-        start = time.monotonic()
-        resp = self._chat(messages)
-        choice = resp.choices[0]
-        out = {
-            "answer": (choice.message.content or "").strip(),
-            "latency_s": round(time.monotonic() - start, 4),
-            "finish_reason": choice.finish_reason,
-            "tokens": resp.usage.completion_tokens if resp.usage else None,
-        }
-        thought = reasoning(choice.message)
-        if thought is not None:
-            out["reasoning"] = thought
-        return out
-
-
-def connect(side: Side, api_key: str | None, opts: dict[str, Any]) -> Answerer:
-    client = Answerer(side.url, api_key, side.model, opts["timeout_s"], opts["no_thinking"], opts["max_tokens"],
-                      chat_template_kwargs=opts.get("chat_template_kwargs"))  # fmt: skip
-    listed = client.models()  # an unreachable URL or a refused key: ExternalError, exit 1
-    if not listed.ok:
+def connect(side: Side, api_key: str | None, opts: dict[str, Any]) -> Client:
+    kwargs = request_kwargs(opts.get("chat_template_kwargs") or {}, False if opts["no_thinking"] else None)
+    client = Client(side.url, api_key, side.model, opts["timeout_s"], opts["max_tokens"], kwargs)
+    named = side.model is not None
+    ids = client.list_models()  # an unreachable URL or a refused key: ExternalError, exit 1
+    if not ids or (named and side.model not in ids):
+        detail = "the server lists no models" if not ids else f"serves {ids}; {side.model!r} is not among them"
         raise LfWrapError(
-            f"{client.base_url}: {listed.detail}",
+            f"{client.base_url}: {detail}",
             hint=f"pass --{side.label}-model with one of {client.ids}" if client.ids else "is this the right server?",
         )
     side.model = client.model
     return client
 
 
-def ask_all(client: Answerer, rows: list[Row], concurrency: int, tick: Callable[[], None]) -> list[dict[str, Any]]:
+def ask_all(client: Client, rows: list[Row], concurrency: int, tick: Callable[[], None]) -> list[dict[str, Any]]:
     def one(row: Row) -> dict[str, Any]:
         result = client.answer(row.messages)
         tick()
@@ -412,29 +268,6 @@ def ask_all(client: Answerer, rows: list[Row], concurrency: int, tick: Callable[
         return list(pool.map(one, rows))
 
 
-class Ticker:
-    """Progress over all answers: a tqdm bar on a terminal, a line every ~10% otherwise."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.done, self.bar, self.next_line = total, 0, None, 0
-        if sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc="eval", unit="answer", file=sys.stderr, dynamic_ncols=True)
-
-    def __call__(self) -> None:
-        self.done += 1
-        if self.bar is not None:
-            self.bar.update(1)
-        elif self.done >= self.next_line or self.done == self.total:
-            click.echo(f"eval: {self.done}/{self.total} answers", err=True)
-            self.next_line = self.done + max(1, self.total // 10)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def execute(p: Plan, api_key: str | None, opts: dict[str, Any]) -> dict[str, Any]:
     """Both sides' answers to every row, scored. Timings: the whole command, server start-up, and
     the answering alone for each side (what `bench/bench_eval.py` compares with HF generate)."""
@@ -442,9 +275,9 @@ def execute(p: Plan, api_key: str | None, opts: dict[str, Any]) -> dict[str, Any
     rows = p.rows.rows
     answers: dict[str, list[dict[str, Any]]] = {}
     timings: dict[str, float] = {"server_start_s": 0.0}
-    ticker = Ticker(2 * len(rows))
+    ticker = Ticker(2 * len(rows), "eval", "answer")
 
-    def answer(side: Side, client: Answerer) -> None:
+    def answer(side: Side, client: Client) -> None:
         t = time.monotonic()
         answers[side.label] = ask_all(client, rows, opts["concurrency"], ticker)
         timings[f"{side.label}_answers_s"] = round(time.monotonic() - t, 3)
@@ -461,7 +294,8 @@ def execute(p: Plan, api_key: str | None, opts: dict[str, Any]) -> dict[str, Any
                 else list(zip(p.servers, [(p.base,), (p.tuned,)], strict=True))
             )
             for server, sides in pairs:
-                with _timed(timings, "server_start_s", running(server)):
+                with _timed(timings, "server_start_s", running(server, START_TIMEOUT_S, "lf-wrap eval ")) as seconds:
+                    console.note(f"eval: server ready in {seconds:.0f} s ({server.base_url}/v1)")
                     for side in sides:
                         answer(side, connect(side, None, opts))
     finally:
@@ -473,12 +307,67 @@ def execute(p: Plan, api_key: str | None, opts: dict[str, Any]) -> dict[str, Any
 
 
 @contextlib.contextmanager
-def _timed(timings: dict[str, float], key: str, cm: contextlib.AbstractContextManager[None]) -> Iterator[None]:
+def _timed(timings: dict[str, float], key: str, cm: contextlib.AbstractContextManager[float]) -> Iterator[float]:
     """Enter `cm`, adding the seconds that took to timings[key]."""
     t = time.monotonic()
-    with cm:
+    with cm as value:
         timings[key] = round(timings.get(key, 0.0) + time.monotonic() - t, 3)
-        yield
+        yield value
+
+
+def compare(
+    config_file: Path | None,
+    sets: tuple[str, ...],
+    *,
+    dataset_ref: str | None,
+    dataset_dir: Path | None,
+    n_rows: int,
+    base_url: str | None,
+    tuned_url: str | None,
+    base_model: str | None,
+    tuned_model: str | None,
+    api_key: str | None,
+    max_tokens: int,
+    concurrency: int,
+    timeout_s: float,
+    no_thinking: bool,
+    no_report: bool,
+) -> tuple[dict[str, Any], str | None]:
+    """`lf-wrap eval`: the rows, how both sides are served, their answers scored; recorded in the
+    run folder (eval.json, the manifest, the report) when there is one. (The result, the report line.)"""
+    project, run = None, None
+    if not base_url or in_a_project(config_file, sets):  # two endpoints need no project; a run's eval does
+        project, run = locate(config_file, sets, settings=True)
+        if not base_url and not run.root.is_dir():
+            raise LfWrapError(
+                f"{run.root}: no such run",
+                hint="train it first (`lf-wrap train`), name another with --run NAME, or compare two endpoints "
+                "with --base-url/--tuned-url",
+            )
+    manifest = run.manifest() if run else {}
+    dataset_dir = dataset_dir or (project.path(project.config.dataset_dir) if project else Path("data"))
+    if dataset_ref:
+        rows = rows_from_dataset(dataset_ref, dataset_dir, n_rows)
+    else:
+        assert project is not None  # the command line asks for --dataset where there is no project
+        rows = rows_for_run(project, manifest, n_rows)
+    opts = {"timeout_s": timeout_s, "no_thinking": no_thinking, "max_tokens": max_tokens, "concurrency": concurrency,
+            "chat_template_kwargs": (run.thinking() if run else {}).get("chat_template_kwargs") or None}  # fmt: skip
+    if base_url and tuned_url:
+        sides = Side("base", base_url, base_model, base_url), Side("tuned", tuned_url, tuned_model, tuned_url)
+        p = Plan(rows, "two endpoints given with --base-url/--tuned-url", *sides, run)
+    else:
+        assert project is not None and run is not None
+        p = plan_run(project, rows, run)
+    console.note(f"eval: {rows.describe()}")
+    console.note(f"eval: {p.how}")
+    result = execute(p, api_key, opts)
+    report_line = None
+    if run is not None and run.root.is_dir():
+        result["file"] = str(record(run, result))
+        if not no_report:
+            report_line = try_write(run.root)
+    return result, report_line
 
 
 # -- scoring ----------------------------------------------------------------------------

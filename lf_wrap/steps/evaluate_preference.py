@@ -22,16 +22,20 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import click
-
+from lf_wrap.data.convert import to_conversation
+from lf_wrap.data.formats import spec_from_entry
+from lf_wrap.data.reader import DatasetFile, Row
+from lf_wrap.data.registry import entry_file, lookup, read_info, register
+from lf_wrap.engines.llamafactory import LlamaFactory
+from lf_wrap.project.config import Project, load_project
 from lf_wrap.project.runs import RunFolder, now
+from lf_wrap.project.stages import dataset_kind
+from lf_wrap.project.start import recorded_start
+from lf_wrap.util import console
 from lf_wrap.util.errors import ExternalError, LfWrapError
 from lf_wrap.util.files import atomic_write
-
-if TYPE_CHECKING:
-    from lf_wrap.project.config import Project
 
 SCRIPT = Path(__file__).resolve().parents[1] / "engines" / "inside" / "preference_logprobs.py"
 # LLaMA-Factory data arguments that change which tokens a pair becomes (besides template/cutoff_len).
@@ -55,8 +59,6 @@ class ModelSide:
 
 def sides(project: Project, run: RunFolder) -> tuple[ModelSide, ModelSide]:
     """(before, after): what the run started from, and what it produced."""
-    from lf_wrap.project.stages import recorded_start
-
     start = recorded_start(run.root)
     if start is None:
         before = ModelSide("before", project.model_ref(), [], "the base model (the run did not start from another run)")
@@ -82,8 +84,6 @@ def sides(project: Project, run: RunFolder) -> tuple[ModelSide, ModelSide]:
 def pairs_source(project: Project, run: RunFolder, dataset_ref: str | None, dataset_dir: Path) -> tuple[Path, str, str]:
     """(dataset_dir, name, what) of the pairs to measure: --dataset, else the run's eval_dataset,
     else its training pairs (which show what it learned, not whether it generalises)."""
-    from lf_wrap.project.stages import dataset_kind
-
     config = ((run.manifest().get("train") or {}).get("config")) or {}
     if dataset_ref is None:
         held_out = config.get("eval_dataset")
@@ -116,8 +116,6 @@ _TEMP_DIRS: list[tempfile.TemporaryDirectory[str]] = []
 
 def _register_file(path: Path) -> Path:
     """A preference file, validated and registered into a temporary dataset dir."""
-    from lf_wrap.data.registry import register
-
     tmp = tempfile.TemporaryDirectory(prefix="lf-wrap-pairs-")
     _TEMP_DIRS.append(tmp)
     reg = register(path, path.stem.replace("-", "_") or "pairs", Path(tmp.name))
@@ -140,8 +138,6 @@ def measure(
     timeout_s: float = 1800.0,
 ) -> dict[str, Any]:
     """Run preference_logprobs.py in the training environment; its raw result."""
-    from lf_wrap.engines.llamafactory import LlamaFactory
-
     config = ((run.manifest().get("train") or {}).get("config")) or {}
     engine = LlamaFactory.find(project.config.llamafactory_cli, project.root)
     job = {
@@ -154,7 +150,7 @@ def measure(
         "max_new_tokens": max_new_tokens,
     }
     cmd = [str(engine.python), "-I", "-c", SCRIPT.read_text(encoding="utf-8")]
-    click.echo(f"eval: measuring in the training environment ({engine.python})", err=True)
+    console.note(f"eval: measuring in the training environment ({engine.python})")
     try:
         done = subprocess.run(
             cmd, input=json.dumps(job), capture_output=True, text=True, timeout=timeout_s,
@@ -166,7 +162,12 @@ def measure(
     if done.returncode != 0 or not lines:
         last = "\n".join(done.stderr.strip().splitlines()[-12:])
         raise ExternalError(f"the preference measurement failed in the training environment:\n{last}")
-    return json.loads(lines[-1])
+    try:
+        return json.loads(lines[-1])
+    except ValueError:
+        raise ExternalError(
+            f"the preference measurement printed no result (its last line: {lines[-1][:200]!r})"
+        ) from None
 
 
 def _lean(answer: str, chosen: str, rejected: str) -> float:
@@ -219,11 +220,6 @@ def compare(raw: dict[str, Any], rows: list[dict[str, str]]) -> dict[str, Any]:
 
 def pair_texts(dataset_dir: Path, name: str) -> list[dict[str, str]]:
     """The pairs as text (prompt, chosen, rejected), in file order, for the report."""
-    from lf_wrap.data.convert import to_conversation
-    from lf_wrap.data.formats import spec_from_entry
-    from lf_wrap.data.reader import DatasetFile, Row
-    from lf_wrap.data.registry import entry_file, lookup, read_info
-
     info = read_info(dataset_dir)
     entry = lookup(info, dataset_dir, name)
     spec = spec_from_entry(entry, where=name)
@@ -289,8 +285,8 @@ def run_eval(project: Project, dataset_ref: str | None, dataset_dir: Path, max_t
     before, after = sides(project, run)
     pairs_dir, name, what = pairs_source(project, run, dataset_ref, dataset_dir)
     rows = pair_texts(pairs_dir, name)
-    click.echo(f"eval: {len(rows)} pairs from {what}", err=True)
-    click.echo(f"eval: before = {before.why}; after = {after.why}", err=True)
+    console.note(f"eval: {len(rows)} pairs from {what}")
+    console.note(f"eval: before = {before.why}; after = {after.why}")
     started = now()
     raw = measure(project, run, pairs_dir, name, before, after, max_tokens)
     if len(raw["pairs"]) != len(rows):
@@ -307,3 +303,11 @@ def run_eval(project: Project, dataset_ref: str | None, dataset_dir: Path, max_t
     )  # fmt: skip
     result["file"] = str(record(run, result))
     return result
+
+
+def from_command(
+    config_file: Path | None, sets: tuple[str, ...], dataset_ref: str | None, dataset_dir: Path | None, max_tokens: int
+) -> dict[str, Any]:
+    """`lf-wrap eval --preference`: the project's run, its pairs (--dataset, else held out, else trained on)."""
+    project = load_project(config_file, sets)
+    return run_eval(project, dataset_ref, dataset_dir or project.path(project.config.dataset_dir), max_tokens)

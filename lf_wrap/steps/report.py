@@ -15,16 +15,17 @@ on (answers and prompts are user data) and StrictUndefined, and is written atomi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lf_wrap.engines.llamafactory import read_trainer_log
-from lf_wrap.project.runs import RunFolder, now, sha256_file
+from lf_wrap.engines.training_log import read_trainer_log
+from lf_wrap.project.runs import RunFolder, now
 from lf_wrap.util.errors import LfWrapError
-from lf_wrap.util.files import atomic_write
+from lf_wrap.util.files import atomic_write, read_json_object, sha256_file
 
 REPORT_FILE = "report.html"
 STATS_CACHE = "report_stats.json"
@@ -156,12 +157,10 @@ def dataset_stats(run: RunFolder, manifest: dict[str, Any]) -> dict[str, Any] | 
     model = Path((train.get("model") or {}).get("path") or config.get("model_name_or_path") or "")
     key = {"datasets": [d.get("sha256") for d in datasets], "model": str(model), "cutoff_len": cutoff}
     cache = run.root / STATS_CACHE
-    try:
-        cached = json.loads(cache.read_text(encoding="utf-8"))
+    with contextlib.suppress(LfWrapError, KeyError):  # no cache yet, or a damaged one: count again
+        cached = read_json_object(cache)
         if cached.get("key") == key:
             return cached["stats"]
-    except (OSError, ValueError, AttributeError):
-        pass
     from lf_wrap.data.registry import DatasetInvalid
     from lf_wrap.data.stats import load_tokenizer, token_lengths
     from lf_wrap.data.validate import validate_file
@@ -271,9 +270,9 @@ def context(run_dir: Path) -> dict[str, Any]:
     evaluation = None
     if eval_path.is_file():
         try:
-            evaluation = json.loads(eval_path.read_text(encoding="utf-8"))
-        except ValueError:
-            missing.append("eval.json is not valid JSON: run `lf-wrap eval` again")
+            evaluation = read_json_object(eval_path)
+        except LfWrapError as err:
+            missing.append(f"{err.message}: run `lf-wrap eval` again")
     else:
         missing.append("no eval yet: `lf-wrap eval` compares the tuned model's answers with the base model's")
     if not manifest.get("check"):

@@ -13,25 +13,27 @@ on every route but GET /health; vLLM's own check covers only /v1 and a few prefi
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import os
+import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
-
 from lf_wrap.engines.vllm import AUTH_MIDDLEWARE, KEY_ENV, TCMALLOC_HINT, Vllm
 from lf_wrap.model.folder import check_model_dir
 from lf_wrap.model.thinking import serve_flags
+from lf_wrap.project.chat_template import chat_template_file, served_template
 from lf_wrap.project.config import Project
-from lf_wrap.project.runs import RunFolder, now
+from lf_wrap.project.runs import RunFolder, now, read_server_record
+from lf_wrap.steps.snippets import for_server
+from lf_wrap.util import console
 from lf_wrap.util.errors import ExternalError, Interrupted, LfWrapError
-from lf_wrap.util.files import atomic_write
-from lf_wrap.util.network import port_free
+from lf_wrap.util.files import atomic_write, read_json_object
+from lf_wrap.util.network import free_port, is_public, port_free
 from lf_wrap.util.process import run_logged, shell_line, spawn, stop_group, tail
 
 SECRET_FLAGS = ("--api-key",)
@@ -62,7 +64,7 @@ class ServePlan:
 
     @property
     def pidfile(self) -> Path:
-        return self.run.root / "serve.json"
+        return self.run.server_record
 
     def printable(self) -> str:
         return shell_line(redact(self.command), redact_env(self.env_changes))
@@ -81,15 +83,6 @@ def redact(cmd: list[str]) -> list[str]:
 
 def redact_env(env: dict[str, str]) -> dict[str, str]:
     return {k: "***" if k in SECRET_ENV else v for k, v in env.items()}
-
-
-def is_public(host: str) -> bool:
-    if host in ("localhost", ""):
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True
 
 
 def plan(
@@ -151,7 +144,9 @@ def plan(
     if adapter is not None:
         if not (adapter / "adapter_config.json").exists():
             raise LfWrapError(f"{adapter}: not a LoRA adapter (no adapter_config.json)", hint="pass runs/<name>/output")
-        rank = json.loads((adapter / "adapter_config.json").read_text()).get("r", 16)
+        rank = read_json_object(adapter / "adapter_config.json").get("r", 16)
+        if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
+            raise LfWrapError(f"{adapter / 'adapter_config.json'}: r (the LoRA rank) must be a positive integer")
         name = adapter_name or run.name
         flags += ["--enable-lora", "--lora-modules", f"{name}={adapter.resolve()}", "--max-lora-rank", str(rank)]
     if tensor_parallel_size:
@@ -162,14 +157,14 @@ def plan(
         flags += ["--data-parallel-size", str(data_parallel_size)]
     if dtype:
         flags += ["--dtype", dtype]
-    if chat_template is not None:  # e.g. the training template (template_check.chat_template_file)
+    if chat_template is not None:  # e.g. the training template (project/chat_template.py)
         if not chat_template.is_file():
             raise LfWrapError(f"--chat-template {chat_template}: no such file", hint="pass `training` or a .jinja file")
         flags += ["--chat-template", str(chat_template.resolve())]
     if api_key:  # the key itself travels in the environment (KEY_ENV), not on the command line
         flags += ["--middleware", AUTH_MIDDLEWARE]
     if from_run:  # the run's own model: serve it the way it was trained to think (lf_wrap/model/thinking.py)
-        flags += serve_flags(run.manifest().get("train", {}).get("thinking"), extra)
+        flags += serve_flags(run.thinking(), extra)
     flags += list(extra)
     engine = Vllm.find(project.config.vllm, project.root)
     if engine.cpu_build and not dtype and not any(a.startswith("--dtype") for a in extra):
@@ -192,6 +187,27 @@ def plan(
     return ServePlan(
         run, model.resolve(), command, env, changes, host, port, served_name or run.name, api_key, warnings
     )
+
+
+def plan_for(project: Project, *, chat_template: str | None, **options: Any) -> ServePlan:
+    """`lf-wrap serve start`'s plan: the chat template to serve with (--chat-template, else the
+    project's `chat_template:`), written where vLLM reads it, then `plan`."""
+    choice = served_template(project, chat_template)
+    template_file = chat_template_file(project, choice) if choice is not None else None
+    if template_file is not None:
+        console.note(f"chat template: {template_file}")
+    return plan(project, chat_template=template_file, **options)
+
+
+def plan_to_compare(project: Project, model: Path | None, adapter: Path | None, served_name: str | None) -> ServePlan:
+    """The server `lf-wrap serve` would start for this model, on a free loopback port, as the
+    project serves it (its chat template): what `lf-wrap eval` asks."""
+    choice = served_template(project, None)
+    return plan(
+        project, model=model, adapter=adapter, adapter_name=None, served_name=served_name, tokenizer=None,
+        max_model_len=None, host="127.0.0.1", port=free_port(), api_key=None, tensor_parallel_size=None,
+        dtype=None, extra=(), chat_template=chat_template_file(project, choice) if choice else None,
+    )  # fmt: skip
 
 
 _SIZE_FLAGS = {
@@ -219,7 +235,7 @@ def check_model_dir_tokenizer(path: Path) -> None:
 
 
 # -- waiting for the server -----------------------------------------------------------------
-def wait_healthy(p: ServePlan, proc_alive: Any, timeout_s: float) -> float:
+def wait_healthy(p: ServePlan, proc_alive: Callable[[], bool], timeout_s: float) -> float:
     """Poll /health until it answers 200; fail early if the process died. Returns seconds."""
     import httpx
 
@@ -256,19 +272,11 @@ def _start_time(pid: int) -> float | None:
         return None
 
 
-def _legacy_start_time(pid: int) -> str | None:
-    """The /proc start time (clock ticks since boot) that serve.json files of lf-wrap <= 0.1.0 hold."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
 def serve_foreground(p: ServePlan) -> None:
     """Run until the server exits (0) or is stopped: Ctrl-C / SIGTERM raise Interrupted (exit 130 / 143).
     Prints the log as it grows."""
     p.run.root.mkdir(parents=True, exist_ok=True)
-    click.echo(f"$ {p.printable()}", err=True)
+    console.note(f"$ {p.printable()}")
     stop_follow = threading.Event()
     state: dict[str, Any] = {"offset": p.log.stat().st_size if p.log.exists() else 0, "ready": False}
     started = time.monotonic()
@@ -284,20 +292,17 @@ def serve_foreground(p: ServePlan) -> None:
                     data = f.read()
                     state["offset"] += len(data)
                 if data:
-                    click.echo(data.decode("utf-8", "replace"), nl=False, err=True)
+                    console.note(data.decode("utf-8", "replace"), end="")
             if not state["ready"]:
                 with contextlib.suppress(httpx.HTTPError):
                     if client.get(f"{p.base_url}/health").status_code == 200:
                         state["ready"] = True
-                        click.echo(
+                        console.note(
                             f"ready in {time.monotonic() - started:.0f} s: {p.base_url}/v1 serves {p.served_name!r} "
-                            "(Ctrl-C stops it)",
-                            err=True,
+                            "(Ctrl-C stops it)"
                         )
-                        from lf_wrap.steps.snippets import for_server
-
-                        click.echo(for_server(p.base_url, p.served_name, api_key_required=bool(p.api_key),
-                                              model_dir=p.model, run_root=p.run.root), err=True)  # fmt: skip
+                        console.note(for_server(p.base_url, p.served_name, api_key_required=bool(p.api_key),
+                                                model_dir=p.model, run_root=p.run.root))  # fmt: skip
             stop_follow.wait(0.1 if not state["ready"] else 0.5)
         client.close()
 
@@ -316,16 +321,35 @@ def serve_foreground(p: ServePlan) -> None:
         raise ExternalError(f"the vLLM server exited with code {outcome.returncode}", hint=f"log: {p.log}")
 
 
+def _start(p: ServePlan, by: str = "") -> subprocess.Popen[bytes]:
+    """Start the server in its own process group, its output appended to the run's serve.log
+    (under a `# when [by] $ command` line): the one way lf-wrap starts vLLM in the background."""
+    p.run.root.mkdir(parents=True, exist_ok=True)
+    console.note(f"$ {p.printable()}")
+    return spawn(p.command, p.log, env=p.env, cwd=p.run.root, header=f"# {now()} {by}$ {p.printable()}\n")
+
+
+@contextlib.contextmanager
+def running(p: ServePlan, timeout_s: float, by: str) -> Iterator[float]:
+    """A server for the length of the block (yields the seconds it took to answer /health): the
+    whole process group is stopped when the block ends, also on Ctrl-C or an error."""
+    proc = _start(p, by)
+    try:
+        yield wait_healthy(p, lambda: proc.poll() is None, timeout_s)
+    finally:
+        stop_group(proc.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+
+
 def serve_detached(p: ServePlan, timeout_s: float) -> dict[str, Any]:
-    existing = read_pidfile(p.pidfile)
+    existing = read_server_record(p.pidfile)
     if existing and process_matches(existing):
         raise LfWrapError(
             f"a server for run {p.run.name!r} is already running (pid {existing['pid']}, {existing['base_url']})",
             hint="stop it with `lf-wrap serve stop`",
         )
-    p.run.root.mkdir(parents=True, exist_ok=True)
-    click.echo(f"$ {p.printable()}", err=True)
-    proc = spawn(p.command, p.log, env=p.env, cwd=p.run.root, header=f"# {now()} $ {p.printable()}\n")
+    proc = _start(p)
     info = {
         "pid": proc.pid,
         "pgid": proc.pid,
@@ -355,28 +379,17 @@ def serve_detached(p: ServePlan, timeout_s: float) -> dict[str, Any]:
 
 
 # -- status / stop --------------------------------------------------------------------------
-def read_pidfile(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        return None
-
-
 def process_matches(info: dict[str, Any]) -> bool:
     """Is the pid still the very process lf-wrap started (not a recycled pid)?"""
     pid, recorded = info.get("pid"), info.get("start_time")
     if not isinstance(pid, int) or isinstance(recorded, bool):
         return False
-    if isinstance(recorded, str):  # an older serve.json: /proc's clock ticks
-        return _legacy_start_time(pid) == recorded
     started = _start_time(pid)
     return isinstance(recorded, int | float) and started is not None and abs(started - recorded) < 0.05
 
 
 def status(pidfile: Path) -> dict[str, Any]:
-    info = read_pidfile(pidfile)
+    info = read_server_record(pidfile)
     if info is None:
         return {"running": False, "reason": f"no server recorded in {pidfile}"}
     if not process_matches(info):
@@ -391,7 +404,7 @@ def status(pidfile: Path) -> dict[str, Any]:
 
 
 def stop(pidfile: Path) -> str:
-    info = read_pidfile(pidfile)
+    info = read_server_record(pidfile)
     if info is None:
         raise LfWrapError(f"no detached server recorded in {pidfile}", hint="start one with `lf-wrap serve --detach`")
     if not process_matches(info):

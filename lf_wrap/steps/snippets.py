@@ -9,6 +9,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from lf_wrap.project.runs import RunFolder
+
 KEY_ENV = "LF_WRAP_API_KEY"
 QUESTION = "Hello!"
 
@@ -112,12 +114,22 @@ def for_server(
 ) -> str:
     """The snippets for a server lf-wrap started: a thinking model's notes when it serves the
     run's own merged model (the run's manifest says how it was trained to think)."""
-    from lf_wrap.project.runs import RunFolder
-
     thinking = None
     if model_dir is not None and Path(model_dir).resolve() == (run_root / "merged").resolve():
-        thinking = RunFolder(run_root).manifest().get("train", {}).get("thinking")
+        thinking = RunFolder(run_root).thinking() or None
     text = client_snippets(
         base_url, served_name, api_key_required=api_key_required, thinking=thinking, chat_args=chat_args
     )
     return "talk to it from your code:\n\n" + text
+
+
+def for_record(info: dict[str, Any], run_root: Path, config_file: Path | None) -> str:
+    """The snippets for a detached server, from its record (serve.json) and the project file named."""
+    return for_server(
+        info["base_url"],
+        info.get("served_model_name") or run_root.name,
+        api_key_required=bool(info.get("api_key_required")),
+        model_dir=info.get("model"),
+        run_root=run_root,
+        chat_args=f" --config {shlex.quote(str(config_file))}" if config_file else "",
+    )

@@ -15,24 +15,26 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
-
-from lf_wrap.data.registry import INFO_NAME, entry_file, lookup, read_info, validate_entry
+from lf_wrap.data.registry import entry_file, lookup, read_info, validate_entry
 from lf_wrap.data.stats import char_lengths
-from lf_wrap.engines.llamafactory import LlamaFactory, last_checkpoint, read_trainer_log
-from lf_wrap.model.folder import check_model_dir, count_parameters, human_count
-from lf_wrap.model.hub import is_hub_id
+from lf_wrap.engines.llamafactory import LlamaFactory
+from lf_wrap.engines.training_log import LogMetrics, average_loss, last_checkpoint, read_trainer_log, reward_summary
+from lf_wrap.model.folder import count_parameters, human_count
+from lf_wrap.model.template_agreement import progress_line, raise_if_harmful
 from lf_wrap.model.thinking import training_thinking
 from lf_wrap.model.tokenizer import check_tokenizer_class
-from lf_wrap.project.config import Project, render_train
+from lf_wrap.project.chat_template import data_shape, training_options
+from lf_wrap.project.config import Project
 from lf_wrap.project.hardware import Hardware, detect
 from lf_wrap.project.launch import DEEPSPEED_PRESETS, deepspeed_config, global_batch
+from lf_wrap.project.recipe import render_train
 from lf_wrap.project.run_step import RunStep
-from lf_wrap.project.runs import RunFolder, sha256_file
-from lf_wrap.project.stages import PREFERENCE_STAGES, LogMetrics, StartPoint, check_stage_data, resolve_from_run
-from lf_wrap.project.stages import summary as preference_summary
+from lf_wrap.project.runs import RunFolder
+from lf_wrap.project.stages import PREFERENCE_STAGES, check_stage_data
+from lf_wrap.project.start import StartPoint, resolve_from_run
 from lf_wrap.util.errors import LfWrapError
-from lf_wrap.util.files import atomic_write
+from lf_wrap.util.files import atomic_write, sha256_file
+from lf_wrap.util.process import shell_line
 from lf_wrap.util.progress import Progress
 from lf_wrap.util.render import Rendered, render_json
 
@@ -52,7 +54,7 @@ class TrainPlan:
     deepspeed: tuple[Path, str] | None = None  # (where, JSON text) when lf-wrap renders a preset
     notes: list[str] = field(default_factory=list)
     hardware: Hardware | None = None
-    start: StartPoint | None = None  # --from-run: another run's merged model or adapter (lf_wrap/project/stages.py)
+    start: StartPoint | None = None  # --from-run: another run's merged model or adapter (project/start.py)
 
     @property
     def launch_env(self) -> dict[str, str]:
@@ -70,18 +72,21 @@ class TrainPlan:
             f" x {launch.nnodes} nodes"
         )
 
+    def before_lines(self, dry_run: bool) -> list[str]:
+        """What `train` says (stderr) before the engine starts: the hardware, the batch, the template check."""
+        lines = [self.hardware.summary()] if self.hardware is not None else []
+        lines += [] if dry_run else [self.batch_arithmetic()]
+        lines += [progress_line(self.probe["template_check"])] if self.probe else []
+        return lines + self.notes
 
-def resolve_model(project: Project) -> Path:
-    ref = project.config.model
-    local = project.path(ref)
-    if local.exists() or not is_hub_id(ref):
-        check_model_dir(local, "model")
-        return local.resolve()
-    raise LfWrapError(
-        f"model {ref!r}: no such folder ({local})",
-        hint=f"if it is a hub id, download it first: lf-wrap model pull {ref}   (then set `model:` to the path it "
-        "prints); for the demo model: lf-wrap model tiny models/tiny-qwen2",
-    )
+    def dry_run_lines(self) -> list[str]:
+        """What `train --dry-run` says (stderr) after the YAML: what it would write and run, on which node."""
+        lines = [f"# would write {self.deepspeed[0]}:\n{self.deepspeed[1]}".rstrip("\n")] if self.deepspeed else []
+        lines.append(f"# {self.batch_arithmetic()}")
+        launch = self.project.launch
+        if launch.distributed:
+            lines.append(f"# node {launch.node_rank} of {launch.nnodes}:")
+        return [*lines, f"# would run: {shell_line(self.command, self.launch_env)}"]
 
 
 def check_datasets(project: Project) -> list[dict[str, Any]]:
@@ -129,11 +134,11 @@ def plan(
     """Every pre-flight check of `lf-wrap train`; `--dry-run` stops after this, the real run executes it.
 
     `hardware` replaces the look at this machine (tests; LF_WRAP_FAKE_GPUS does the same)."""
-    if resume and overwrite:
-        raise click.UsageError("--resume and --overwrite contradict each other")
-    model_dir = resolve_model(project)
+    c = project.config
+    model_dir = project.model_dir()
     check_tokenizer_class(model_dir)
-    check_stage_data(project)  # pairs for dpo, kto_tag rows for kto, neither for sft; before the rows are read
+    # pairs for dpo, kto_tag rows for kto, neither for sft; before the rows are read
+    check_stage_data(c.stage, c.datasets, project.path(c.dataset_dir), project.origin("datasets", "datasets"))
     datasets = check_datasets(project)
     start = resolve_from_run(project)
     if start is not None and start.kind != "adapter":
@@ -193,8 +198,6 @@ def plan(
             hint=f"{engine.python} -m pip install deepspeed   (it needs CUDA GPUs), or drop --deepspeed",
         )
     if template_check:
-        from lf_wrap.model.template_agreement import data_shape, raise_if_harmful, training_options
-
         probe = engine.probe(
             model_dir, project.config.template, options=training_options(project), data=data_shape(project)
         )
@@ -344,11 +347,11 @@ def execute(p: TrainPlan, *, as_json: bool = False) -> dict[str, Any]:
             "final_loss": progress.last_loss,
             "final_eval_loss": progress.last_eval_loss,  # with a validation split (val_size / eval_dataset)
             "validation": _validation(p.rendered.values),
-            "train_loss_avg": _average_loss(run),
+            "train_loss_avg": average_loss(run.output),
             "steps": (progress.last or {}).get("current_steps"),
             "total_steps": (progress.last or {}).get("total_steps"),
             "adapter": str(run.output) if (run.output / "adapter_config.json").exists() else None,
-            "preference": preference_summary(run.output, stage) if stage in PREFERENCE_STAGES else None,
+            "preference": reward_summary(run.output, stage) if stage in PREFERENCE_STAGES else None,
         },
         what="training",
         interrupted="; the engine and its workers were stopped",
@@ -366,14 +369,12 @@ def _validation(values: dict[str, Any]) -> dict[str, Any] | None:
             "seed": values.get("seed")}  # fmt: skip
 
 
-def _average_loss(run: RunFolder) -> float | None:
-    results = run.output / "train_results.json"
-    if results.exists():
-        try:
-            return json.loads(results.read_text()).get("train_loss")
-        except ValueError:
-            return None
-    return None
-
-
-__all__ = ["INFO_NAME", "TrainPlan", "execute", "plan"]
+def done_line(p: TrainPlan, result: dict[str, Any]) -> str:
+    """What `lf-wrap train` says when the engine is done."""
+    loss, eval_loss = result.get("final_loss"), result.get("final_eval_loss")
+    return (
+        f"trained {p.run.name} in {result['duration_s']:.0f} s"
+        + (f", final loss {loss:.4f}" if loss is not None else "")
+        + (f", eval loss {eval_loss:.4f}" if eval_loss is not None else "")
+        + f"; adapter in {p.run.output}"
+    )

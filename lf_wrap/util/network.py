@@ -1,7 +1,8 @@
-"""Small questions about this machine's network, asked before an engine starts."""
+"""Small questions about this machine's network, asked before a server starts."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 
 
@@ -16,3 +17,20 @@ def port_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS says is free on `host` now (for a server lf-wrap starts itself)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def is_public(host: str) -> bool:
+    """Would a server bound to `host` be reachable from other machines (anything but a loopback address)?"""
+    if host in ("localhost", ""):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True

@@ -1,6 +1,7 @@
-"""Show training progress read from LLaMA-Factory's trainer_log.jsonl.
+"""Progress on stderr: a tqdm bar on a terminal, plain lines otherwise.
 
-A tqdm bar on a terminal; one plain line per log entry otherwise; JSON lines with --json.
+`Progress` shows training from LLaMA-Factory's trainer_log.jsonl entries (JSON lines on
+stdout with --json); `Ticker` counts answers (`lf-wrap eval`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import json
 import sys
 from typing import Any, Literal
 
-import click
+from lf_wrap.util import console
 
 Mode = Literal["bar", "lines", "json"]
 
@@ -19,7 +20,7 @@ def _fmt_time(value: Any) -> str:
 
 
 # DPO/KTO log the implicit rewards (beta x log-prob ratio to the reference model) of the chosen and
-# rejected answers; lf_wrap/project/stages.py adds them to the progress entries.
+# rejected answers; engines/training_log.py adds them to the progress entries.
 REWARDS = (("rewards/chosen", "chosen"), ("rewards/rejected", "rejected"), ("rewards/margins", "margin"))
 
 
@@ -69,9 +70,9 @@ class Progress:
             if entry.get("eval_loss") is not None:
                 self.last_eval_loss = entry["eval_loss"]
             if self.mode == "json":
-                click.echo(json.dumps({"event": "progress", **entry}))
+                console.out(json.dumps({"event": "progress", **entry}))
             elif self.mode == "lines":
-                click.echo(f"{self.label}: {describe(entry)}", err=True)
+                console.note(f"{self.label}: {describe(entry)}")
             else:
                 self._bar(entry)
 
@@ -95,6 +96,30 @@ class Progress:
         if entry.get("lr") is not None:
             post["lr"] = f"{entry['lr']:.1e}"
         self.bar.set_postfix(post, refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class Ticker:
+    """Progress over a count of things done: a tqdm bar on a terminal, a line every ~10% otherwise."""
+
+    def __init__(self, total: int, label: str, unit: str) -> None:
+        self.total, self.done, self.bar, self.next_line = total, 0, None, 0
+        self.label, self.unit = label, unit
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=label, unit=unit, file=sys.stderr, dynamic_ncols=True)
+
+    def __call__(self) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        elif self.done >= self.next_line or self.done == self.total:
+            console.note(f"{self.label}: {self.done}/{self.total} {self.unit}s")
+            self.next_line = self.done + max(1, self.total // 10)
 
     def close(self) -> None:
         if self.bar is not None:

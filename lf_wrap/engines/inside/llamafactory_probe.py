@@ -1,7 +1,6 @@
 """Run inside the *training* environment (it imports llamafactory and transformers, never lf_wrap):
 
-    .venvs/train/bin/python llamafactory_probe.py MODEL_DIR TEMPLATE [OPTIONS_JSON]
-    .venvs/train/bin/python llamafactory_probe.py --jobs < JOBS_JSON
+    .venvs/train/bin/python -I -c "$(cat llamafactory_probe.py)" --jobs < JOBS_JSON
 
 Prints one JSON object on its last stdout line: the engine's versions and, per job, the
 template check. The check compares, token for token, what LLaMA-Factory's own code trains
@@ -13,8 +12,8 @@ conversation. When they differ it tries the fixes — other LLaMA-Factory templa
 `default_system`, `mask_history`, serving with a Jinja template made from the training
 template — and keeps those that the same comparison proves right.
 
-OPTIONS_JSON (and a job's "options") holds LLaMA-Factory data arguments that change what is
-trained on: default_system, enable_thinking, mask_history, preserve_thinking.
+A job's "options" holds LLaMA-Factory data arguments that change what is trained on:
+default_system, enable_thinking, mask_history, preserve_thinking.
 A job: {"model_dir", "template", "options": {}, "fixes": true, "chat_template": null, "data": {}}; a
 "chat_template" text replaces the model's template on the serving side (to verify one);
 "data" ({"with_system": false, "multi_turn": false}) says which kinds of conversation the
@@ -647,7 +646,6 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             conversations=result["conversations"],
             training_jinja_verdict=result["verdict"],
         )
-        _compat(trained, out, None)
         return out
     result = check(trained, serving)
     if result["harmful"]:
@@ -678,21 +676,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                 "a default_system with it would be wrong from tomorrow, so serving with the training template "
                 "is the fix"
             )
-    _compat(trained, out, serving)
     return out
-
-
-def _compat(trained: Trained, out: dict[str, Any], serving: str | None) -> None:
-    """The first turn's prompts as text, for manifests and older readers."""
-    first = [{"role": "user", "content": U1}, {"role": "assistant", "content": A1}]
-    prompt, answer = trained.template.encode_oneturn(trained.tokenizer, first)
-    out["train_prompt"], out["train_answer"] = trained.decode(prompt), trained.decode(answer)
-    out["serve_prompt"] = None
-    if serving:
-        try:
-            out["serve_prompt"] = _render(trained, serving, first[:1], True, serving_kwargs(trained))
-        except Exception as err:  # reported in the conversations already
-            out["serve_prompt_error"] = f"{type(err).__name__}: {err}"
 
 
 TEMPLATES: dict[str, Any] = {}
@@ -714,11 +698,10 @@ def main() -> int:
         "versions": {n: _version(n) for n in ("llamafactory", "torch", "transformers", "peft", "datasets", "trl")},
         "python": sys.version.split()[0],
     }
-    if sys.argv[1:2] == ["--jobs"]:
-        jobs, single = json.load(sys.stdin), False
-    else:
-        options = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
-        jobs, single = [{"model_dir": sys.argv[1], "template": sys.argv[2], "options": options}], True
+    if sys.argv[1:2] != ["--jobs"]:
+        print("usage: llamafactory_probe.py --jobs < JOBS_JSON", file=sys.stderr)
+        return 2
+    jobs = json.load(sys.stdin)
     from llamafactory.data import template as lf_template
     from transformers.utils import logging as hf_logging
 
@@ -726,11 +709,7 @@ def main() -> int:
     hf_logging.set_verbosity_error()
     TEMPLATES = lf_template.TEMPLATES
     PRISTINE.update(copy.deepcopy(lf_template.TEMPLATES))
-    results = [run_job(job) for job in jobs]
-    if single:
-        out["template_check"] = results[0]
-    else:
-        out["results"] = results
+    out["results"] = [run_job(job) for job in jobs]
     print(json.dumps(out, ensure_ascii=False), file=real_stdout)
     return 0
 
