@@ -56,13 +56,13 @@ $(SERVE_STAMP): requirements/serve.lock
 	$(SERVE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/serve.lock
 	@touch $@
 
-## test: the whole test suite (CPU only; gpu/network tests are opt-in markers)
+## test: the whole test suite (CPU only: no GPU, no network beyond loopback)
 test: setup setup-train setup-serve setup-browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## test-fast: the edit loop: unit tests and fake-engine tests, no real training or serving (~1 min)
 test-fast: setup
-	$(PY) -m pytest -m "not slow and not gpu and not network" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 ## lint: ruff (style, formatting) and mypy (types; settings in pyproject.toml [tool.mypy])
 lint: setup
@@ -82,7 +82,7 @@ demo: setup setup-train setup-serve
 	$(LFW) data stats $(DEMO_DATA) --tokenizer $(DEMO_MODEL) --cutoff-len 256
 	$(LFW) train $(CONFIG_ARG) --overwrite
 	$(LFW) export $(CONFIG_ARG) --overwrite
-	-$(LFW) serve stop $(CONFIG_ARG) 2>/dev/null
+	@if $(LFW) serve status $(CONFIG_ARG) >/dev/null 2>&1; then $(LFW) serve stop $(CONFIG_ARG); fi
 	$(LFW) serve $(CONFIG_ARG) --detach --port $(PORT)
 	$(LFW) check $(CONFIG_ARG) --concurrency 16 --requests 64 || { $(LFW) serve stop $(CONFIG_ARG); exit 1; }
 	$(LFW) serve stop $(CONFIG_ARG)
