@@ -295,12 +295,16 @@ def run_block(block: Block, folder: Path, env: dict[str, str], state: dict[str, 
     return "\n".join(out) + "\n"
 
 
-def run_session(blocks: list[Block] | None = None) -> Iterator[tuple[Block, str]]:
-    """Play the blocks in order in one fresh folder; yields each block with its transcript."""
+def run_session(blocks: list[Block] | None = None, cache_dir: Path | None = None) -> Iterator[tuple[Block, str]]:
+    """Play the blocks in order in one fresh folder; yields each block with its transcript.
+
+    Template checks start unremembered, every time, unless `cache_dir` says where earlier ones are
+    (the fast test tier: init's transcript is the same either way, and the check costs an import of
+    LLaMA-Factory the session's other tests have paid already)."""
     env = machine_env()
     state: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="lf-wrap-docs-") as tmp:
-        env["LF_WRAP_CACHE_DIR"] = str(Path(tmp) / "cache")  # template checks start unremembered, every time
+        env["LF_WRAP_CACHE_DIR"] = str(cache_dir or Path(tmp) / "cache")
         folder = Path(tmp) / "project"
         folder.mkdir()
         prepare(folder)

@@ -43,6 +43,9 @@ def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def run() -> Callable[..., Result]:
+    """lf-wrap in-process. An exception that escapes a command (what the user would see as a
+    traceback) is raised out of the runner and fails the test at once (catch_exceptions=False)."""
+
     def invoke(*args: str, input: str | None = None) -> Result:
         return CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
 

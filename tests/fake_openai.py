@@ -139,12 +139,3 @@ def serve_fake(fake: FakeOpenAI | None = None) -> Iterator[FakeOpenAI]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-
-
-def unused_port() -> int:
-    """A 127.0.0.1 port nothing listens on (bound, then released)."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

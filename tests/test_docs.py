@@ -4,7 +4,8 @@
 - docs/cli.md (every command's --help): exactly, in the fast tier (click renders it in-process).
 - README blocks that need no engine (model pull/tiny, data validate/register/stats, init,
   render): re-run for real in a temporary folder and compared exactly, in the fast tier
-  (~10 s: building the tiny model and its tokenizer is most of it).
+  (~10 s: building the tiny model, loading its tokenizer and init's template check; that check
+  is remembered in the session's cache, where the other tests find it).
 - The whole tour (real training, export, vLLM serving, template checks): the slow tier replays
   it and compares each block; where a number is never the same twice (losses, timings, pids,
   ports, token rates) or the machine words a line its own way, the comparison masks exactly
@@ -13,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -45,7 +47,7 @@ def test_the_readmes_quick_blocks_are_what_lf_wrap_prints_now():
     readme = docgen.readme_blocks()
     quick = [b for b in docgen.session() if b.fast]
     assert {b.name for b in quick} >= {"validate", "register", "stats", "init", "render"}
-    for block, text in docgen.run_session(quick):
+    for block, text in docgen.run_session(quick, cache_dir=Path(os.environ["LF_WRAP_CACHE_DIR"])):
         assert block.comparable(readme[block.name]) == block.comparable(text), f"README block {block.name!r} is {STALE}"
 
 
@@ -109,3 +111,22 @@ def test_a_command_the_order_does_not_name_is_listed_after_it():
         cli.add_command(click.Command(name, callback=lambda: None))
     with click.Context(cli) as ctx:
         assert cli.list_commands(ctx) == ["train", "export", "alpha", "zebra"]
+
+
+def test_every_lf_wrap_path_the_docs_and_comments_name_exists():
+    """A moved file leaves no stale path behind in the README, the templates or the code's own comments:
+    a path under lf_wrap/, or one under a layer's folder (steps/, model/, ...). A bare data/ path is also
+    the work folder's and LLaMA-Factory's, so only the full form counts for that folder."""
+    import re
+
+    named = re.compile(
+        r"\blf_wrap/[\w/]+\.(?:py|json)\b|(?<![\w/])(?:cli|steps|project|model|engines|util)/[\w/]+\.py\b"
+    )
+    sources = [docgen.README, *ROOT.glob("templates/**/*.j2"), *ROOT.glob("templates/**/*.html"),
+               *ROOT.glob("lf_wrap/**/*.py"), *ROOT.glob("tests/*.py"), *ROOT.glob("bench/*.py")]  # fmt: skip
+    missing = []
+    for src in sources:
+        for path in named.findall(src.read_text(encoding="utf-8")):
+            if not (ROOT / path if path.startswith("lf_wrap/") else ROOT / "lf_wrap" / path).exists():
+                missing.append(f"{src.relative_to(ROOT)}: {path}")
+    assert sorted(set(missing)) == []

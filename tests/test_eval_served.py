@@ -8,20 +8,13 @@ twice for these tests except the short validation run.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import lfw
+
 pytestmark = pytest.mark.slow
-LFW = str(Path(sys.executable).parent / "lf-wrap")
-
-
-def lfw(*args: object, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([LFW, *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                          env=dict(os.environ), check=False)  # fmt: skip
 
 
 def vllm_servers_of(run_dir: Path) -> list[int]:

@@ -32,10 +32,7 @@ golden check (52-56 of 56 answers measured at 40 epochs).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -47,9 +44,9 @@ import pytest
 from lf_wrap.util.paths import demo_project
 
 from .conftest import DATASETS
+from .helpers import Served, lfw
 
 pytestmark = pytest.mark.slow
-LFW = str(Path(sys.executable).parent / "lf-wrap")
 
 EPOCHS = 40
 
@@ -81,23 +78,14 @@ CASES = {
 }  # fmt: skip
 
 
-def lfw(root: Path, *args: object, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([LFW, *map(str, args)], cwd=root, capture_output=True, text=True, timeout=timeout,
-                          env=dict(os.environ), check=False)  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One project folder for all families: the demo project file and the demo dataset registered."""
     root = tmp_path_factory.mktemp("families")
     shutil.copy(demo_project(), root / "lf-wrap.yaml")
-    reg = lfw(root, "data", "register", DATASETS / "magic_conch.json", "--name", "magic_conch", "--dataset-dir", "data")
+    reg = lfw(
+        "data", "register", DATASETS / "magic_conch.json", "--name", "magic_conch", "--dataset-dir", "data", cwd=root
+    )
     assert reg.returncode == 0, reg.stderr
     return root
 
@@ -109,23 +97,23 @@ def test_family_is_trained_exported_served_and_answers_like_its_data(workspace: 
     settings = [f"model=models/{case.family}", f"template={case.template}", f"run_name={run_name}", *case.sets]
     sets = [x for s in settings for x in ("--set", s)]
     if not (workspace / "models" / case.family).exists():
-        built = lfw(workspace, "model", "tiny", f"models/{case.family}", "--family", case.family)
+        built = lfw("model", "tiny", f"models/{case.family}", "--family", case.family, cwd=workspace)
         assert built.returncode == 0, built.stderr
 
     tok_cfg = workspace / "models" / case.family / "tokenizer_config.json"
     if '"LlamaTokenizerFast"' in tok_cfg.read_text():  # R1: refused before anything loads, with the fix
-        refused = lfw(workspace, "train", *sets, "--set", f"num_train_epochs={EPOCHS}")
+        refused = lfw("train", *sets, "--set", f"num_train_epochs={EPOCHS}", cwd=workspace)
         assert refused.returncode == 2 and "drops every space" in refused.stderr, refused.stderr
         assert f'set "tokenizer_class": "PreTrainedTokenizerFast" in {tok_cfg}' in refused.stderr
         tok_cfg.write_text(tok_cfg.read_text().replace('"LlamaTokenizerFast"', '"PreTrainedTokenizerFast"'))
     if case.refusal:  # what a user meets first: the refusal names the fix this case applies
         plain = [x for s in settings if s not in case.sets for x in ("--set", s)]
-        refused = lfw(workspace, "train", *plain, "--dry-run")
+        refused = lfw("train", *plain, "--dry-run", cwd=workspace)
         assert refused.returncode == 2 and case.refusal in refused.stderr, refused.stderr
         assert "Traceback" not in refused.stderr
-    train = lfw(workspace, "train", *sets, "--set", f"num_train_epochs={EPOCHS}")
+    train = lfw("train", *sets, "--set", f"num_train_epochs={EPOCHS}", cwd=workspace)
     assert train.returncode == 0, train.stdout + train.stderr
-    export = lfw(workspace, "export", *sets)
+    export = lfw("export", *sets, cwd=workspace)
     assert export.returncode == 0, export.stdout + export.stderr
     manifest: dict[str, Any] = json.loads((workspace / "runs" / run_name / "manifest.json").read_text())
     eos = manifest["export"]["eos"]
@@ -133,14 +121,14 @@ def test_family_is_trained_exported_served_and_answers_like_its_data(workspace: 
     thinking = manifest["train"]["thinking"]
     assert thinking["reasoning_parser"] == case.parser
 
-    serve = lfw(workspace, "serve", *sets, "--detach", "--port", free_port(), "--timeout", 600)
-    try:
-        assert serve.returncode == 0, serve.stdout + serve.stderr
+    with Served(None, *sets, cwd=workspace, timeout_s=600) as served:
+        serve = served.started
+        assert serve is not None
         if case.parser:
             assert f"--reasoning-parser {case.parser}" in serve.stderr
         no_think = "enable_thinking=false" in case.sets
         assert ("--default-chat-template-kwargs '{\"enable_thinking\": false}'" in serve.stderr) == no_think
-        check = lfw(workspace, "check", *sets, "--json")
+        check = lfw("check", *sets, "--json", cwd=workspace)
         report = json.loads(check.stdout) if check.stdout.strip() else {}
         checks = {c["name"]: c for c in report.get("checks", [])}
         assert check.returncode == 0, check.stdout + check.stderr
@@ -149,6 +137,4 @@ def test_family_is_trained_exported_served_and_answers_like_its_data(workspace: 
         # A thinking model's think block comes back apart from the answer; a no-think one has none.
         expected = checks["golden"]["total"] if case.parser and not no_think else 0
         assert checks["golden"]["with_reasoning"] == expected
-    finally:
-        lfw(workspace, "serve", "stop", *sets)
     print(f"{name}: {time.monotonic() - started:.0f} s", file=sys.stderr)

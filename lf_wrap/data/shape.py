@@ -1,6 +1,6 @@
 """What kind of conversations a dataset trains: with a system prompt? more than one turn?
 
-The template check (lf_wrap/template_check.py) compares training and serving on a two-turn
+The template check (lf_wrap/model/template_agreement.py) compares training and serving on a two-turn
 conversation with and without a system prompt. A difference only matters for the kinds of
 conversation the model is actually trained on: a single-turn dataset without system
 prompts never teaches the model what an earlier turn or a system block looks like, so a

@@ -24,10 +24,10 @@ LOCK_TIMEOUT_S = 60.0
 
 
 def cannot(err: OSError, path: Path, doing: str) -> LfWrapError:
-    """An OSError while reading or writing a user's path, as the one message lf-wrap gives for it."""
-    where = err.filename if isinstance(err.filename, str) and err.filename else str(path)
+    """An OSError while reading or writing a user's path, as the one message lf-wrap gives for it
+    (naming the path the user knows, not the temp file beside it that failed first)."""
     return LfWrapError(
-        f"{where}: cannot {doing} it ({err.strerror or type(err).__name__})",
+        f"{path}: cannot {doing} it ({err.strerror or type(err).__name__})",
         hint="check that the path is right and that you may read and write there",
     )
 
@@ -72,7 +72,8 @@ def atomic_copy(src: Path, dst: Path, chunk: int = 1 << 20) -> None:
     try:
         _write_then_rename(dst, copy)
     except OSError as err:
-        raise cannot(err, dst, "read" if err.filename == str(src) else "write") from None
+        reading = err.filename == str(src)
+        raise cannot(err, src if reading else dst, "read" if reading else "write") from None
 
 
 def _write_then_rename(path: Path, fill: Callable[[BinaryIO], object]) -> None:
