@@ -25,7 +25,17 @@ from click.testing import Result
 
 from lf_wrap.util.network import free_port
 
-__all__ = ["LFW", "Served", "assert_no_crash", "commands", "fake_safetensors", "free_port", "lfw"]
+__all__ = [
+    "LFW",
+    "Served",
+    "assert_no_crash",
+    "commands",
+    "fake_model",
+    "fake_safetensors",
+    "free_port",
+    "leaves",
+    "lfw",
+]
 
 LFW = str(Path(sys.executable).parent / "lf-wrap")
 
@@ -68,6 +78,15 @@ def assert_no_crash(result: Result) -> None:
     what "never a traceback" means for a CliRunner result (its output never holds the traceback text)."""
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise AssertionError(f"the command raised {result.exception!r}\n{result.output}") from result.exception
+
+
+def fake_model(path: Path) -> Path:
+    """A model folder that passes lf-wrap's checks (config, weights, tokenizer files), no real weights."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps({"model_type": "qwen2", "max_position_embeddings": 512}))
+    (path / "model.safetensors").write_bytes(b"")
+    (path / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ messages }}"}))
+    return path
 
 
 def fake_safetensors(path: Path, shapes: dict[str, list[int]]) -> None:

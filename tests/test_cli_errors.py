@@ -17,20 +17,11 @@ from click.testing import CliRunner
 
 from lf_wrap.cli import main
 from tests.conftest import DATASETS
-from tests.helpers import free_port, leaves
+from tests.helpers import fake_model, free_port, leaves
 
 ROWS = [{"instruction": "q", "output": "a"}]
 BAD = '[{"instruction": "q", "output": "a"},\n {"instruction": "q2"}]\n'  # row 1 (line 2) has no answer
 MISSING = "/nonexistent/lf-wrap-test/bin/tool"
-
-
-def fake_model(path: Path) -> Path:
-    """A model folder that passes lf-wrap's checks (config, weights, tokenizer files), no real weights."""
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text(json.dumps({"model_type": "qwen2", "max_position_embeddings": 512}))
-    (path / "model.safetensors").write_bytes(b"")
-    (path / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ messages }}"}))
-    return path
 
 
 @pytest.fixture

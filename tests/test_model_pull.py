@@ -92,6 +92,20 @@ def test_unreachable_modelscope_fails_fast(run, monkeypatch):
     assert "cannot reach http://127.0.0.1:9" in result.stderr and "--hub hf" in result.stderr
 
 
+def test_modelscope_is_an_extra_and_says_so_when_it_is_missing(monkeypatch):
+    import sys
+
+    from click.testing import CliRunner
+
+    from lf_wrap.cli import main
+
+    monkeypatch.setitem(sys.modules, "modelscope", None)  # `import modelscope` fails, as without the extra
+    result = CliRunner().invoke(main, ["model", "pull", "qwen/Qwen2.5-0.5B", "--hub", "modelscope"])
+    assert result.exit_code == 2, result.output
+    assert "lf-wrap model pull --hub modelscope needs the Python package 'modelscope'" in result.stderr
+    assert "pip install 'lf-wrap[modelscope]'" in result.stderr
+
+
 def test_offline_mode_without_a_cached_copy(run, hf_home, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     result = run("model", "pull", "org/tiny")

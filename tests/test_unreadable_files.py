@@ -23,17 +23,9 @@ from click.testing import CliRunner
 
 from lf_wrap.cli import main
 from tests.conftest import DATASETS
-from tests.helpers import assert_no_crash, free_port
+from tests.helpers import assert_no_crash, fake_model, free_port
 
 ROWS = [{"instruction": "q", "output": "a"}]
-
-
-def fake_model(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text(json.dumps({"model_type": "qwen2", "max_position_embeddings": 512}))
-    (path / "model.safetensors").write_bytes(b"")
-    (path / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ messages }}"}))
-    return path
 
 
 @pytest.fixture
