@@ -20,7 +20,7 @@ from typing import Any
 
 from lf_wrap.engines.locate import locate
 from lf_wrap.util.errors import ExternalError, LfWrapError
-from lf_wrap.util.files import atomic_write, sha256_file
+from lf_wrap.util.files import atomic_write, read_json_object, sha256_file
 from lf_wrap.util.paths import cache_dir
 
 ENV_VAR = "LF_WRAP_LLAMAFACTORY_CLI"
@@ -128,8 +128,8 @@ class LlamaFactory:
         versions = None
         for i, path in enumerate(paths):
             if path is not None and path.exists():
-                with contextlib.suppress(OSError, ValueError, KeyError, TypeError):  # unreadable: check again
-                    stored = json.loads(path.read_text(encoding="utf-8"))
+                with contextlib.suppress(LfWrapError, KeyError, TypeError):  # unreadable or damaged: check again
+                    stored = read_json_object(path)
                     results[i], versions = {**stored["template_check"], "cached": True}, stored.get("versions")
         missing = [i for i, r in enumerate(results) if r is None]
         if missing:

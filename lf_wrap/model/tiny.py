@@ -380,13 +380,20 @@ def size(name: str) -> TinySpec:
 
 def _corpus_texts(files: list[Path]) -> Iterator[str]:
     for path in files:
-        raw = path.read_text(encoding="utf-8")
         rows: list[Any]
-        if raw.lstrip().startswith("["):
-            rows = json.loads(raw)
-        else:
-            rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
-        for row in rows:
+        try:
+            raw = path.read_text(encoding="utf-8")
+            rows = (
+                json.loads(raw)
+                if raw.lstrip().startswith("[")
+                else [json.loads(x) for x in raw.splitlines() if x.strip()]
+            )
+        except (OSError, ValueError) as err:  # ValueError: not UTF-8, or not JSON
+            raise LfWrapError(
+                f"{path}: cannot read it as JSON or JSON Lines to train the tokenizer on ({err})",
+                hint="pass --datasets-dir a folder of dataset files (`lf-wrap data validate` checks each)",
+            ) from None
+        for row in rows if isinstance(rows, list) else [rows]:
             yield from _strings(row)
 
 

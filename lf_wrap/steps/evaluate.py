@@ -128,7 +128,12 @@ def held_out_indices(python: Path, rows: int, val_size: float, seed: int) -> lis
             f"could not recompute the held-out rows with {python} (exit {done.returncode}):\n{done.stderr[-1500:]}",
             hint="pass the rows to compare with --dataset",
         )
-    return [int(i) for i in json.loads(done.stdout.strip().splitlines()[-1])]
+    try:
+        return [int(i) for i in json.loads(done.stdout.strip().splitlines()[-1])]
+    except (ValueError, TypeError, IndexError):
+        raise ExternalError(
+            f"could not recompute the held-out rows with {python}: it printed {done.stdout[-300:]!r}"
+        ) from None
 
 
 def rows_for_run(project: Project, manifest: dict[str, Any], n: int) -> Rows:
