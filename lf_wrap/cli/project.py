@@ -19,10 +19,16 @@ from lf_wrap.cli.common import Group, config_options, dataset_dir_option, echo_j
 @click.option("--template", help="LLaMA-Factory chat template (default: picked from the model folder).")
 @click.option("--demo", is_flag=True, help="Write the built-in demo project (examples/magic_conch.yaml) instead.")
 @click.option("--force", is_flag=True, help="Replace an existing project file.")
+@click.option(
+    "--replay/--no-replay",
+    default=True,
+    show_default=True,
+    help="For a small dataset, mix in the base model's own answers to general questions (keeps what it knew).",
+)
 @click.argument("path", type=click.Path(path_type=Path), default="lf-wrap.yaml")
 def init(
     path: Path, model_ref: str | None, dataset_ref: str | None, dataset_dir: Path, template: str | None, demo: bool,
-    force: bool,
+    force: bool, replay: bool,
 ) -> None:  # fmt: skip
     """Write a project file (lf-wrap.yaml) for your model and dataset, every value explained.
 
@@ -32,9 +38,12 @@ def init(
       lf-wrap init --model Qwen/Qwen2.5-0.5B-Instruct --dataset my_data --dataset-dir data
       lf-wrap init --demo                                        # the built-in demo's settings
 
-    The chat template is picked from the model folder, cutoff_len from the data's token
-    lengths, the hyperparameters from LLaMA-Factory's examples. Nothing is written (no
-    project file, no dataset registered) unless every check passes.
+    The chat template is picked from the model folder (its family's own template first) and
+    proven by the template check, cutoff_len from the data's token lengths. Up to 5,000 rows
+    the hyperparameters are lf-wrap's small-data recipe, measured on a real model (about 60
+    optimizer steps, LoRA rank 16, and replay rows: the base model's own answers to general
+    questions, generated here in the training environment); above, LLaMA-Factory's examples.
+    Nothing is written (no project file, no dataset registered) unless every check passes.
 
     Exit status: 0 written, 2 bad input (nothing written).
     """
@@ -52,7 +61,7 @@ def init(
         )
     if not (model_ref and dataset_ref):
         raise click.UsageError("--model and --dataset go together: the project needs both")
-    p = step.plan(path, model_ref, dataset_ref, dataset_dir, template, force)
+    p = step.plan(path, model_ref, dataset_ref, dataset_dir, template, force, replay=replay)
     for note in p.notes:
         click.echo(note, err=True)
     step.write(p)

@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lf_wrap.data.convert import iter_conversations
+from lf_wrap.data.convert import to_conversation
+from lf_wrap.data.reader import DatasetFile
+from lf_wrap.data.reader import Row as FileRow
 from lf_wrap.data.registry import DatasetInvalid, entry_file, lookup, read_info, validate_entry
 from lf_wrap.data.validate import Report, validate_file
 from lf_wrap.util.errors import LfWrapError
@@ -23,6 +25,9 @@ class Row:
     index: int  # position in the dataset(s), in file order (LLaMA-Factory's order)
     messages: list[dict[str, str]]
     expected: str
+    # lf-wrap's own optional key: words of which a right answer contains at least one
+    # (`lf-wrap eval` counts those hits; LLaMA-Factory ignores the key)
+    expect: tuple[str, ...] = ()
 
     @property
     def prompt(self) -> str:
@@ -33,11 +38,15 @@ def read_rows(path: Path, report: Report, start: int = 0) -> tuple[list[Row], in
     """(the rows with an answer, how many rows the file has) of a validated file; indexes from `start`."""
     out: list[Row] = []
     count = 0
-    for i, conv in enumerate(iter_conversations(path, report)):
+    rows = (row for row in DatasetFile(path).rows() if isinstance(row, FileRow))
+    for i, row in enumerate(rows):
         count = i + 1
+        conv = to_conversation(row.value, report.spec)
         if conv.ranking or not conv.turns or conv.turns[-1][0] != "assistant":
             continue
-        out.append(Row(start + i, conv.chat_messages(conv.turns[:-1]), conv.turns[-1][1]))
+        expect = row.value.get("expect") if isinstance(row.value, dict) else None
+        words = tuple(w for w in expect if isinstance(w, str) and w.strip()) if isinstance(expect, list) else ()
+        out.append(Row(start + i, conv.chat_messages(conv.turns[:-1]), conv.turns[-1][1], words))
     return out, count
 
 

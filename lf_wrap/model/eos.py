@@ -32,7 +32,7 @@ from lf_wrap.util.files import atomic_write, read_json_object
 TEMPLATE_STOP_WORDS: dict[str, str] = {
     **dict.fromkeys(
         ("qwen", "qwen2_vl", "qwen3", "qwen3_nothink", "qwen3_vl", "qwen3_vl_nothink", "qwen3_5", "qwen3_5_nothink",
-         "chatml", "phi4"),
+         "chatml", "phi4", "smollm", "smollm2"),
         "<|im_end|>",
     ),
     **dict.fromkeys(("llama3", "mllama"), "<|eot_id|>"),

@@ -10,6 +10,7 @@ template and with the model's own, and refuses to train when they differ.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,13 +104,17 @@ def detect(model_dir: Path) -> Detection:
     text = chat_template_text(model_dir)
     known = set(schema.templates())
     what = f"model_type {model_type!r}" + (f" ({arch})" if arch else "")
+    found: Detection | None = None
     if text:
         for test, template, others, why in RULES:
             if template in known and test(text, model_type):
-                return Detection(template, f"the model's chat template has {why}; {what}", _known(others, known))
+                found = Detection(template, f"the model's chat template has {why}; {what}", _known(others, known))
+                break
     elif model_type in BY_MODEL_TYPE:
         template, others = BY_MODEL_TYPE[model_type]
-        return Detection(template, f"{what} in config.json (the folder has no chat template)", _known(others, known))
+        found = Detection(template, f"{what} in config.json (the folder has no chat template)", _known(others, known))
+    if found is not None:
+        return _family_first(found, family_templates(model_dir, config, known))
     seen = "its chat template matches no known family" if text else "it has no chat template"
     raise LfWrapError(
         f"{model_dir}: cannot tell which LLaMA-Factory chat template fits this model ({what}; {seen}).\n"
@@ -117,6 +122,38 @@ def detect(model_dir: Path) -> Detection:
         hint="pass --template NAME (the model card usually names its chat format; "
         "`lf-wrap render --list-templates` lists the names); `lf-wrap train` then checks the choice",
     )
+
+
+# Template names that describe a format, not a model family: never matched against a model's name.
+FORMAT_TEMPLATES = frozenset({"alpaca", "chatml", "default", "empty", "vicuna", "zephyr", "cpm", "ziya", "intern"})
+
+
+def _names(model_dir: Path, config: dict[str, Any]) -> list[str]:
+    """What the model is called: its folder, config.json's _name_or_path, an imported file's name."""
+    names = [model_dir.resolve().name, str(config.get("_name_or_path") or "")]
+    record = _read_json(model_dir / "lf-wrap-import.json")
+    names += [Path(str(record.get("source") or "")).name, str((record.get("facts") or {}).get("name") or "")]
+    return [n for n in names if n]
+
+
+def family_templates(model_dir: Path, config: dict[str, Any], known: set[str]) -> list[str]:
+    """LLaMA-Factory templates named for the model's family: a template name that begins one of
+    the words of the model's names ("smollm2" in SmolLM2-135M-Instruct); longest first."""
+    words = {w for n in _names(model_dir, config) for w in re.split(r"[^a-z0-9]+", n.lower()) if w}
+    fits = {t for t in known if len(t) >= 4 and t not in FORMAT_TEMPLATES and any(w.startswith(t) for w in words)}
+    return sorted(fits, key=lambda t: (-len(t), t))
+
+
+def _family_first(found: Detection, family: list[str]) -> Detection:
+    """The family's own template goes first (the template check's ties keep this order), the
+    format the chat template showed next."""
+    if not family or family[0] == found.template:
+        return found
+    rest = tuple(dict.fromkeys(t for t in (found.template, *found.candidates, *family[1:]) if t != family[0]))
+    reason = (
+        f"its name says family {family[0]!r} (LLaMA-Factory's template of that name, checked first); {found.reason}"
+    )
+    return Detection(family[0], reason, rest)
 
 
 def _known(names: tuple[str, ...], known: set[str]) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ written to runs/<name>/eval.json (atomically) and summarised in the manifest.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import statistics
 import subprocess
@@ -45,6 +46,7 @@ from lf_wrap.model.thinking import request_kwargs
 from lf_wrap.project.config import Project
 from lf_wrap.project.runs import RunFolder, now
 from lf_wrap.project.target import in_a_project, locate
+from lf_wrap.steps import evaluate_canary as canary
 from lf_wrap.steps.evaluate_scores import LABELS, METRICS, score
 from lf_wrap.steps.report import try_write
 from lf_wrap.steps.serve import ServePlan, plan_to_compare, running
@@ -88,6 +90,7 @@ class Plan:
     run: RunFolder | None
     servers: list[ServePlan] = field(default_factory=list)  # what lf-wrap starts (none with --base-url/--tuned-url)
     notes: list[str] = field(default_factory=list)
+    vocabulary: list[str] = field(default_factory=list)  # names of the training answers, for the canary's drift
 
 
 def rows_from_dataset(ref: str, dataset_dir: Path, n: int) -> Rows:
@@ -280,12 +283,19 @@ def execute(p: Plan, api_key: str | None, opts: dict[str, Any]) -> dict[str, Any
     rows = p.rows.rows
     answers: dict[str, list[dict[str, Any]]] = {}
     timings: dict[str, float] = {"server_start_s": 0.0}
-    ticker = Ticker(2 * len(rows), "eval", "answer")
+    canary_rows = canary_questions() if opts.get("canary") else []
+    ticker = Ticker(2 * (len(rows) + len(canary_rows)), "eval", "answer")
 
     def answer(side: Side, client: Client) -> None:
         t = time.monotonic()
         answers[side.label] = ask_all(client, rows, opts["concurrency"], ticker)
         timings[f"{side.label}_answers_s"] = round(time.monotonic() - t, 3)
+        if canary_rows:
+            t = time.monotonic()
+            limited = copy.copy(client)
+            limited.max_tokens = min(opts["max_tokens"], CANARY_MAX_TOKENS)
+            answers[f"{side.label}_canary"] = ask_all(limited, canary_rows, opts["concurrency"], ticker)
+            timings[f"{side.label}_canary_s"] = round(time.monotonic() - t, 3)
 
     try:
         if not p.servers:  # two endpoints given
@@ -309,6 +319,14 @@ def execute(p: Plan, api_key: str | None, opts: dict[str, Any]) -> dict[str, Any
     result |= {"started": started, "duration_s": round(time.monotonic() - t0, 2), "timings": timings,
                "max_tokens": opts["max_tokens"], "concurrency": opts["concurrency"]}  # fmt: skip
     return result
+
+
+CANARY_MAX_TOKENS = 64  # a right answer says its fact early; the canary costs ~1 min per side on a 135M model on CPU
+
+
+def canary_questions() -> list[Row]:
+    return [Row(-1 - i, [{"role": "user", "content": q.question}], "", q.expect)
+            for i, q in enumerate(canary.questions())]  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -337,6 +355,7 @@ def compare(
     timeout_s: float,
     no_thinking: bool,
     no_report: bool,
+    canary_on: bool = True,
 ) -> tuple[dict[str, Any], str | None]:
     """`lf-wrap eval`: the rows, how both sides are served, their answers scored; recorded in the
     run folder (eval.json, the manifest, the report) when there is one. (The result, the report line.)"""
@@ -357,13 +376,16 @@ def compare(
         assert project is not None  # the command line asks for --dataset where there is no project
         rows = rows_for_run(project, manifest, n_rows)
     opts = {"timeout_s": timeout_s, "no_thinking": no_thinking, "max_tokens": max_tokens, "concurrency": concurrency,
-            "chat_template_kwargs": (run.thinking() if run else {}).get("chat_template_kwargs") or None}  # fmt: skip
+            "chat_template_kwargs": (run.thinking() if run else {}).get("chat_template_kwargs") or None,
+            "canary": canary_on}  # fmt: skip
     if base_url and tuned_url:
         sides = Side("base", base_url, base_model, base_url), Side("tuned", tuned_url, tuned_model, tuned_url)
         p = Plan(rows, "two endpoints given with --base-url/--tuned-url", *sides, run)
     else:
         assert project is not None and run is not None
         p = plan_run(project, rows, run)
+    if canary_on:
+        p.vocabulary = training_vocabulary(project, manifest, rows)
     console.note(f"eval: {rows.describe()}")
     console.note(f"eval: {p.how}")
     result = execute(p, api_key, opts)
@@ -375,16 +397,37 @@ def compare(
     return result, report_line
 
 
+def training_vocabulary(project: Project | None, manifest: dict[str, Any], rows: Rows) -> list[str]:
+    """The names the training answers use (the canary's drift looks for them in general answers):
+    from the run's datasets (not its replay rows: those are the base model's own answers), else
+    from the compared rows' expected answers."""
+    answers = [r.expected for r in rows.rows]
+    if project is not None:
+        config = (manifest.get("train") or {}).get("config") or {}
+        names = [d.strip() for d in str(config.get("dataset") or ",".join(project.config.datasets)).split(",")]
+        names = [n for n in names if n and not n.endswith(REPLAY_SUFFIX)]
+        with contextlib.suppress(LfWrapError):
+            answers = [r.expected for r in from_registered(project.path(project.config.dataset_dir), names)[0]]
+    return canary.names(answers)
+
+
+REPLAY_SUFFIX = "_replay"
+
+
 # -- scoring ----------------------------------------------------------------------------
 def summarise(p: Plan, answers: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     scored: list[dict[str, Any]] = []
     for i, row in enumerate(p.rows.rows):
         entry: dict[str, Any] = {"index": row.index, "prompt": row.prompt, "expected": row.expected}
+        if row.expect:
+            entry["expect"] = list(row.expect)
         if len(row.messages) > 1:
             entry["messages"] = row.messages
         for label in ("base", "tuned"):
             got = answers[label][i]
             entry[label] = {**got, **score(got["answer"], row.expected).as_dict()}
+            if row.expect:
+                entry[label]["hit"] = canary.contains(got["answer"], row.expect)
         entry["change"] = {m: round(entry["tuned"][m] - entry["base"][m], 2) for m in METRICS}
         scored.append(entry)
 
@@ -412,6 +455,18 @@ def summarise(p: Plan, answers: dict[str, list[dict[str, Any]]]) -> dict[str, An
             "mean": round(statistics.fmean(values), 4),
         }
     counts = {v: sum(1 for e in scored if e["verdict"] == v) for v in ("worse", "same", "better")}
+    in_order = sorted(scored, key=lambda e: e["index"])
+    judged: dict[str, Any] = {
+        "chrf_change": canary.paired_change([e["base"]["chrf"] for e in in_order],
+                                            [e["tuned"]["chrf"] for e in in_order]),
+        "hits": canary.judge_hits([e["base"]["answer"] for e in in_order], [e["tuned"]["answer"] for e in in_order],
+                                  [e.get("expect", []) for e in in_order]),
+    }  # fmt: skip
+    if "base_canary" in answers:
+        judged["canary"] = canary.judge_canary(
+            [a["answer"] for a in answers["base_canary"]], [a["answer"] for a in answers["tuned_canary"]], p.vocabulary
+        )
+    judged["verdicts"] = canary.verdicts(judged)
     return {
         "run": p.run.name if p.run else None,
         "rows_from": {"kind": p.rows.kind, "detail": p.rows.detail, "rows": len(scored), "of": p.rows.of},
@@ -419,6 +474,7 @@ def summarise(p: Plan, answers: dict[str, list[dict[str, Any]]]) -> dict[str, An
         "base": {"url": p.base.url, "model": p.base.model, "what": p.base.what},
         "tuned": {"url": p.tuned.url, "model": p.tuned.model, "what": p.tuned.what},
         "summary": {"rows": len(scored), "metrics": metrics, "latency_s": latency, **counts},
+        **judged,
         "rows": scored,
     }
 
@@ -428,7 +484,8 @@ def record(run: RunFolder, result: dict[str, Any]) -> Path:
     path = run.root / EVAL_FILE
     atomic_write(path, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     run.record("eval", {"file": str(path), "ended": now(), "rows_from": result["rows_from"], "how": result["how"],
-                        "base": result["base"], "tuned": result["tuned"], "summary": result["summary"]})  # fmt: skip
+                        "base": result["base"], "tuned": result["tuned"], "summary": result["summary"],
+                        "verdicts": result.get("verdicts", [])})  # fmt: skip
     return path
 
 
@@ -463,6 +520,20 @@ def summary_lines(result: dict[str, Any], shown: int = 3) -> list[str]:
     lines.append(
         f"tuned better on {s['better']} rows, worse on {s['worse']}, the same on {s['same']} (by chrF and exact match)"
     )
+    hits = result.get("hits")
+    if hits:
+        lines.append(f"{'expected words':<13} {hits['base']:>4}/{hits['rows']:<2} {hits['tuned']:>4}/{hits['rows']:<2}"
+                     f"  (rows whose answer has one of the row's `expect` words)")  # fmt: skip
+    c = result.get("canary")
+    if c:
+        lines.append(f"{'canary':<13} {c['base_right']:>4}/{c['questions']:<2} "
+                     f"{c['tuned_right']:>4}/{c['questions']:<2}"
+                     f"  right answers to general questions: {c['broken']} broken, {c['fixed']} fixed, "
+                     f"{c['drift']} in the training data's words")  # fmt: skip
+        for item in [i for i in c["items"] if i["drift"] or (i["base_right"] and not i["tuned_right"])][:shown]:
+            lines += [f"  {_clip(item['question'], 60)}",
+                      f"    base  {_clip(item['base'])}", f"    tuned {_clip(item['tuned'])}"]  # fmt: skip
+    lines += [f"verdict: {v}" for v in result.get("verdicts", [])]
     return lines
 
 

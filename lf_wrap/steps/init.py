@@ -34,10 +34,12 @@ from lf_wrap.engines import schema
 from lf_wrap.model.folder import check_model_dir, count_parameters, human_count, max_positions
 from lf_wrap.model.hub import is_hub_id
 from lf_wrap.model.template_choice import detect
+from lf_wrap.project import small_data
 from lf_wrap.project.config import PROJECT_FILE, init_text
-from lf_wrap.project.defaults import LF_EXAMPLE, train_defaults
-from lf_wrap.util.errors import LfWrapError
+from lf_wrap.project.defaults import LF_EXAMPLE, Default, train_defaults
+from lf_wrap.util.errors import ExternalError, LfWrapError
 from lf_wrap.util.files import atomic_write
+from lf_wrap.util.process import shell_line
 from lf_wrap.util.render import comment_text, to_yaml
 
 # The hyperparameters written out for the user to see and edit; every other value comes
@@ -50,6 +52,7 @@ WRITTEN_KEYS = (
     "gradient_accumulation_steps",
     "lr_scheduler_type",
     "warmup_ratio",
+    "logging_steps",
 )
 COMMENT_AT = 34
 
@@ -61,6 +64,7 @@ class InitPlan:
     to_register: tuple[Path, str, Path] | None = None  # (file, name, dataset_dir), registered by `write`
     registered: str = ""  # what `write` did, for the message
     notes: list[str] = field(default_factory=list)
+    replay: tuple[list[dict[str, str]], str, Path] | None = None  # (rows, name, dataset_dir), written by `write`
 
     @property
     def config_arg(self) -> str:
@@ -174,7 +178,13 @@ def choose_cutoff_len(model_dir: Path, config: dict[str, Any], data: _Dataset) -
 
 
 def plan(
-    path: Path, model_ref: str, dataset_ref: str, dataset_dir: Path, template: str | None, force: bool
+    path: Path,
+    model_ref: str,
+    dataset_ref: str,
+    dataset_dir: Path,
+    template: str | None,
+    force: bool,
+    replay: bool = True,
 ) -> InitPlan:
     _refuse_existing(path, force)
     model_dir, config, found = resolve_model(model_ref)
@@ -208,11 +218,27 @@ def plan(
     model_value = str(model_dir) if found else _relative(model_dir, model_ref, base)
     kind = str(config.get("model_type", "?"))
     size = f"{human_count(params)} parameters" if params else "parameter count unknown (no *.safetensors)"
-    defaults = train_defaults("lora")
+    defaults: dict[str, Default] = train_defaults("lora")
+    replay_rows: list[dict[str, str]] = []
+    replay_name = data.name + small_data.REPLAY_SUFFIX
+    small = small_data.applies(data.report.rows)
+    if small and replay and (params or 0) >= small_data.REPLAY_MIN_PARAMS:
+        replay_rows = make_replay(model_dir, proven_settings.get("default_system"), path.parent, notes)
+    rows = data.report.rows + len(replay_rows)
+    if small:
+        defaults = {**defaults, **small_data.values(rows, params)}
     batch = defaults["per_device_train_batch_size"].value * defaults["gradient_accumulation_steps"].value
-    steps = math.ceil(data.report.rows / batch)
+    steps = math.ceil(rows / batch)
     epochs = defaults["num_train_epochs"].value
     run_name = data.name.replace("_", "-")
+    datasets_value = [data.name, replay_name] if replay_rows else [data.name]
+    datasets_why = data.comment + (
+        f"; {replay_name}: {len(replay_rows)} replay rows, the base model's own answers to general questions "
+        f"(lf_wrap/project/general_prompts_en.json), so the tune keeps what the model knew "
+        f"({small_data.MEASURED}; --no-replay leaves them out)"
+        if replay_rows
+        else ""
+    )
 
     lines = [
         "# lf-wrap project file for your model and data, written by `lf-wrap init`.",
@@ -239,13 +265,19 @@ def plan(
         ),
         _line("method", "lora", "a LoRA adapter, as LLaMA-Factory's SFT examples train (lora | qlora | full)"),
         _line("stage", "sft", "supervised fine-tuning"),
-        _line("datasets", [data.name], data.comment),
+        _line("datasets", datasets_value, datasets_why),
         _line("dataset_dir", _relative(dataset_dir, str(dataset_dir), base), "where dataset_info.json is"),
         _line("runs_dir", "runs", "one folder per run under it"),
         "train:                            # any LLaMA-Factory training argument (see `lf-wrap render train`)",
         "  # bf16, fp16 and use_cpu are decided when you train, from the GPUs found then. Hyperparameters:",
-        "  # LLaMA-Factory's example values (its examples use them for 4B-8B models); none changed for this",
-        f"  # model's size ({size}): lf-wrap has no measured reason to.",
+        *(
+            [
+                f"  # lf-wrap's small-data recipe ({rows} rows <= {small_data.SMALL_ROWS}; small_data.py in",
+                "  # lf_wrap/project/ says why); the rest LLaMA-Factory's example values.",
+            ]
+            if small
+            else ["  # LLaMA-Factory's example values (its examples use them for 4B-8B models and thousands of rows)."]
+        ),
         _line("cutoff_len", cutoff, cutoff_why, indent=2),
         *(
             _line(
@@ -260,13 +292,62 @@ def plan(
     for key in WRITTEN_KEYS:
         default = defaults[key]
         why = default.source
-        if key == "num_train_epochs":
-            why += f"; {data.report.rows} rows / batch {batch} = {steps} steps per epoch, {steps * epochs:g} in all"
+        if key == "num_train_epochs" and not small:
+            why += f"; {rows} rows / batch {batch} = {steps} steps per epoch, {steps * epochs:g} in all"
         lines.append(_line(key, default.value, why, indent=2))
     lines.append(validation_line(data.report.rows))
     lines.append(_line("export", {}, "any LLaMA-Factory export argument, e.g. export_size: 2"))
     registered = f"registered {data.name!r} in {dataset_dir}/dataset_info.json" if data.to_register else ""
-    return InitPlan(path, "\n".join(lines) + "\n", data.to_register, registered, [*notes, *([note] if note else [])])
+    if replay_rows:
+        registered += ("; " if registered else "") + f"registered {replay_name!r} ({len(replay_rows)} replay rows)"
+    return InitPlan(path, "\n".join(lines) + "\n", data.to_register, registered, [*notes, *([note] if note else [])],
+                    (replay_rows, replay_name, dataset_dir) if replay_rows else None)  # fmt: skip
+
+
+def make_replay(model_dir: Path, system: str | None, root: Path, notes: list[str]) -> list[dict[str, str]]:
+    """The base model's own answers to lf-wrap's general prompts (in the training environment);
+    [] with a note where that cannot run (no LLaMA-Factory environment, no chat template)."""
+    import json
+    import subprocess
+    import tempfile
+
+    from lf_wrap.engines.llamafactory import LlamaFactory
+    from lf_wrap.model.folder import has_chat_template
+    from lf_wrap.util import console
+
+    if not has_chat_template(model_dir):
+        notes.append("note: no replay rows: the model has no chat template (a base model answers no questions)")
+        return []
+    try:
+        engine = LlamaFactory.find(project_root=root)
+    except LfWrapError:
+        notes.append("note: no replay rows: the training environment is missing (make setup-train)")
+        return []
+    program = Path(__file__).resolve().parents[1] / "engines" / "inside" / "answer_prompts.py"
+    with tempfile.TemporaryDirectory(prefix="lf-wrap-replay-") as tmp:
+        out = Path(tmp) / "replay.json"
+        cmd = [
+            str(engine.python),
+            "-I",
+            str(program),
+            str(model_dir),
+            str(small_data.GENERAL_PROMPTS),
+            str(out),
+            "--max-new-tokens",
+            str(small_data.REPLAY_MAX_NEW_TOKENS),
+            *(["--system", system] if system else []),
+        ]
+        console.note(f"init: replay rows: the base model answers {small_data.GENERAL_PROMPTS.name} (greedy) ...")
+        console.note(f"$ {shell_line(cmd)}")
+        done = subprocess.run(cmd, capture_output=True, text=True, env=engine.env(offline=True), check=False)
+        if done.returncode != 0 or not out.is_file():
+            raise ExternalError(
+                f"the base model could not answer the replay prompts (exit {done.returncode}):\n{done.stderr[-2000:]}",
+                hint="the command above reproduces it; --no-replay skips it",
+            )
+        rows: list[dict[str, str]] = json.loads(out.read_text(encoding="utf-8"))
+    console.note(f"init: {len(rows)} replay rows ({done.stdout.strip().splitlines()[-1] if done.stdout else ''})")
+    return rows
 
 
 def _prove(model_dir: Path, guess: Any, data: _Dataset, root: Path, notes: list[str]) -> Any:
@@ -309,8 +390,15 @@ def _line(key: str, value: Any, why: str, indent: int = 0) -> str:
 
 
 def write(p: InitPlan) -> None:
-    """Register the dataset file (if one was given), then write the project file."""
+    """Register the dataset file (if one was given) and the replay rows, then write the project file."""
     if p.to_register is not None:
         file, name, dataset_dir = p.to_register
         register(file, name, dataset_dir)
+    if p.replay is not None:
+        import json
+
+        rows, name, dataset_dir = p.replay
+        file = dataset_dir / f"{name}.json"
+        atomic_write(file, json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
+        register(file, name, dataset_dir, force=True)
     atomic_write(p.path, p.text)

@@ -1,0 +1,80 @@
+"""What `lf-wrap init` writes for a small dataset (tens to a few thousand rows), measured.
+
+LLaMA-Factory's example values (lora_rank 8, learning_rate 1e-4, 3 epochs, 1 x 8 rows) are
+written for 4B-8B models and thousands of rows. On 27 rows they give 12 optimizer steps, and
+the measured result on SmolLM2-135M-Instruct is a tune that did not take (0 of 16 held-out
+paraphrases in the persona). bench/recipe_sweep.py measured, on that model and the demo's
+English rows, what a small run needs; bench/recipe_sweep.json has every run (steps, time,
+held-out hits, canary). The rules here:
+
+- **A number of optimizer steps, not of epochs**: TARGET_STEPS steps, so a small dataset is
+  seen often enough and a big one is not seen more than LLaMA-Factory's 3 epochs.
+- **LoRA rank 16, learning rate SMALL_MODEL_LR for models up to SMALL_MODEL_PARAMS**: the
+  rank-8/1e-4 adapter moved a 135M model too little in 60 steps; models above that size keep
+  LLaMA-Factory's example learning rate (not measured here: see the README's GPU notes).
+- **Replay rows**: the base model's own answers to lf-wrap's general prompts
+  (general_prompts_en.json, disjoint from the eval canary), mixed into the training data, so
+  that what the model knew is trained back in while the persona is learned. Without them the
+  same recipe put the persona's words into general answers ("the capital of Japan is Krabby
+  Patty").
+- **8 rows per step in one pass** (8 x 1 instead of 1 x 8: the same rows per optimizer step).
+- **Logging follows the run's length**: about LOG_POINTS loss values per run.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from lf_wrap.project.defaults import Default
+
+SMALL_ROWS = 5000  # up to here the measured small-data recipe applies
+SMALL_MODEL_PARAMS = 1_000_000_000
+# Replay rows only from a model that knows something: below this size (the tiny demo model has
+# 0.46M parameters) a model answers general questions too poorly for its answers to be worth keeping.
+REPLAY_MIN_PARAMS = 100_000_000
+TARGET_STEPS = 60
+MAX_EPOCHS = 30
+MIN_EPOCHS = 3
+LOG_POINTS = 30
+SMALL_MODEL_LR = 1.0e-3
+SMALL_RANK = 16
+BATCH = 8
+GENERAL_PROMPTS = Path(__file__).resolve().parent / "general_prompts_en.json"
+REPLAY_SUFFIX = "_replay"
+REPLAY_MAX_NEW_TOKENS = 96
+MEASURED = "measured on SmolLM2-135M-Instruct, bench/recipe_sweep.json"
+
+
+def applies(rows: int) -> bool:
+    return rows <= SMALL_ROWS
+
+
+def epochs_for(rows: int) -> tuple[float, int, int]:
+    """(num_train_epochs, steps per epoch, steps in all) for about TARGET_STEPS steps."""
+    per_epoch = max(1, math.ceil(rows / BATCH))
+    epochs = min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(TARGET_STEPS / per_epoch)))
+    return float(epochs), per_epoch, per_epoch * epochs
+
+
+def logging_steps(total_steps: int) -> int:
+    return max(1, round(total_steps / LOG_POINTS))
+
+
+def values(rows: int, params: int | None) -> dict[str, Default]:
+    """The small-data recipe for `rows` training rows (replay rows included) and a model of `params`."""
+    epochs, per_epoch, total = epochs_for(rows)
+    small_model = params is not None and params <= SMALL_MODEL_PARAMS
+    found = {
+        "per_device_train_batch_size": Default(BATCH, f"lf-wrap small-data recipe: {BATCH} rows per step in one pass"),
+        "gradient_accumulation_steps": Default(1, "lf-wrap small-data recipe: 8 x 1 = LLaMA-Factory's 1 x 8"),
+        "num_train_epochs": Default(epochs, f"lf-wrap small-data recipe: about {TARGET_STEPS} optimizer steps "
+                                    f"({MEASURED}): {rows} rows / batch {BATCH} = {per_epoch} steps per epoch, "
+                                    f"{total} in all"),
+        "logging_steps": Default(logging_steps(total), f"lf-wrap: about {LOG_POINTS} loss values over {total} steps"),
+        "lora_rank": Default(SMALL_RANK, f"lf-wrap small-data recipe ({MEASURED})"),
+    }  # fmt: skip
+    if small_model:
+        found["learning_rate"] = Default(SMALL_MODEL_LR, f"lf-wrap small-data recipe for models up to "
+                                         f"{SMALL_MODEL_PARAMS // 10**9}B parameters ({MEASURED})")  # fmt: skip
+    return found
