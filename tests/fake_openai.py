@@ -128,7 +128,10 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
 def serve_fake(fake: FakeOpenAI | None = None) -> Iterator[FakeOpenAI]:
     """Run `fake` on a free 127.0.0.1 port in a thread for the duration of the block."""
     fake = fake or FakeOpenAI()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    # a listen backlog for eval's bursts (rows + the canary, several at a time): the default of 5
+    # had the kernel reset connections
+    server_class = type("FakeServer", (ThreadingHTTPServer,), {"request_queue_size": 128})
+    server = server_class(("127.0.0.1", 0), _handler(fake))
     server.daemon_threads = True
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

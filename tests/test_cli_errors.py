@@ -51,6 +51,7 @@ def test_every_command_fails_with_a_message_and_exit_1_or_2_never_a_traceback(wo
         (("data", "convert"), ["bad.json", "out.jsonl", "--to", "openai"], {}, (), 2, "nothing written to out.jsonl"),
         (("data", "register"), ["bad.json", "--name", "b"], {}, (), 2, "not registered"),
         (("model", "pull"), ["org/name"], {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": dead}, (), 1, f"cannot reach {dead}"),
+        (("model", "import"), ["nope.gguf", "out"], {}, (), 2, "nope.gguf does not exist"),
         (("model", "tiny"), ["tiny-out"], {}, ("torch",), 2, "lf-wrap model tiny needs the Python package 'torch'"),
         (("render",), ["train", "--set", "node_rank=3"], {}, (), 2, "--set node_rank: node_rank 3 must be below"),
         (("template", "check"), ["--model", "m", "--template", "qwen"], no_engine, (), 2, f"not found at {MISSING}"),

@@ -13,8 +13,14 @@ from lf_wrap.util.errors import LfWrapError
 CHATML = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
 
 
-def model(tmp_path: Path, model_type: str, chat_template: str | None, where: str = "tokenizer_config.json") -> Path:
-    folder = tmp_path / model_type
+def model(
+    tmp_path: Path,
+    model_type: str,
+    chat_template: str | None,
+    where: str = "tokenizer_config.json",
+    name: str = "model",  # the folder's name: a name with a family's word in it puts that template first
+) -> Path:
+    folder = tmp_path / name
     folder.mkdir(exist_ok=True)
     (folder / "config.json").write_text(json.dumps({"model_type": model_type, "architectures": ["X"]}))
     if chat_template is not None:
@@ -78,3 +84,17 @@ def test_an_unknown_model_lists_the_templates_and_how_to_choose(tmp_path):
     assert "its chat template matches no known family" in text
     assert "LLaMA-Factory's templates: " in text and "llama3" in text and "qwen" in text
     assert "pass --template NAME" in text
+
+
+def test_a_format_only_chat_template_puts_the_familys_own_template_first(tmp_path):
+    found = detect(model(tmp_path, "llama", CHATML, name="SmolLM2-135M-Instruct"))
+    assert (found.template, found.runner_up) == ("smollm2", "chatml")
+    assert found.reason.startswith("its name says family 'smollm2'")
+
+
+def test_markers_that_name_a_family_win_over_the_words_of_the_folder_name(tmp_path):
+    r1 = "{{ bos_token }}<｜User｜>{{ c }}<｜Assistant｜><think>\n"
+    found = detect(model(tmp_path, "qwen2", r1, name="DeepSeek-R1-Distill-Qwen-1.5B"))
+    assert found.template == "deepseekr1"
+    assert found.candidates[0] == "deepseek3"
+    assert {"deepseek", "qwen"} <= set(found.candidates[1:])

@@ -145,10 +145,15 @@ def family_templates(model_dir: Path, config: dict[str, Any], known: set[str]) -
 
 
 def _family_first(found: Detection, family: list[str]) -> Detection:
-    """The family's own template goes first (the template check's ties keep this order), the
-    format the chat template showed next."""
+    """Where the chat template shows only a format (ChatML, say), the family's own template goes
+    first (the template check's ties keep this order) and the format next. Where its markers name
+    a family (DeepSeek-R1's <think> turns in DeepSeek-R1-Distill-Qwen), they win over the name's
+    words and the name's templates only join the runner-ups."""
     if not family or family[0] == found.template:
         return found
+    if found.template not in FORMAT_TEMPLATES:
+        rest = tuple(dict.fromkeys(t for t in (*found.candidates, *family) if t != found.template))
+        return Detection(found.template, found.reason, rest)
     rest = tuple(dict.fromkeys(t for t in (found.template, *found.candidates, *family[1:]) if t != family[0]))
     reason = (
         f"its name says family {family[0]!r} (LLaMA-Factory's template of that name, checked first); {found.reason}"
