@@ -91,6 +91,23 @@ def test_full_report_has_curves_eval_table_and_sources(run, tmp_path, tiny_model
     assert "no check yet" in result.stderr
 
 
+def test_the_eval_verdicts_and_the_canary_lead_the_eval_section(run, tmp_path, tiny_model):
+    run_dir = make_run(tmp_path, tiny_model)
+    saved = json.loads((run_dir / "eval.json").read_text())
+    saved["verdicts"] = ["the tune did not take: 0/16 → 1/16 answers with the expected words, not measurably better",
+                         "what the model knew is kept: canary 35/56 → 34/56 right (3 broken, 2 fixed)"]  # fmt: skip
+    saved["canary"] = {"questions": 56, "base_right": 35, "tuned_right": 34, "broken": 3, "fixed": 2, "drift": 0}
+    saved["hits"] = {"rows": 16, "base": 0, "tuned": 1}
+    (run_dir / "eval.json").write_text(json.dumps(saved))
+    assert run("report", "--run", "demo-run", "--runs-dir", tmp_path / "runs").exit_code == 0
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    verdicts = page[page.index('id="eval-verdicts"') : page.index('id="eval-summary"')]
+    assert '<span class="verdict bad">the tune did not take</span>' in verdicts
+    assert '<span class="verdict ok">what the model knew is kept</span>' in verdicts
+    assert "35/56 right → 34/56; 3 broken, 2 fixed, 0 answers in the training data's words" in verdicts
+    assert "Held-out rows with their expected words: 0/16 → 1/16" in verdicts
+
+
 def test_a_run_without_trainer_log_reports_what_exists_and_names_what_is_missing(run, tmp_path, tiny_model):
     run_dir = make_run(tmp_path, tiny_model, log=False, evals=False)
     result = run("report", "--run", "demo-run", "--runs-dir", tmp_path / "runs", "--json")
