@@ -3,13 +3,15 @@
 For each seed × OMP_NUM_THREADS (× CPU instruction set) this trains the demo
 (examples/magic_conch.yaml) through the real `lf-wrap train`, merges it with
 `lf-wrap export`, and counts how many of the 56 training answers the merged model
-reproduces exactly with greedy decoding. A recipe is good when every run reaches final
-loss <= 0.25 and >= 80% exact answers: floating-point rounding differs between machines
+reproduces exactly with greedy decoding. A recipe is good when in every run the *largest*
+loss logged over the last 10% of the steps is <= 0.25 (not only the final one: a run that
+spikes at the end fails however low it was before) and >= 80% of the answers come back
+exactly: floating-point rounding differs between machines
 (AVX2 vs AVX-512 kernels, thread counts), so a recipe on the edge of convergence passes
 on one machine and fails on the next. `--isa avx2` runs torch's AVX2 kernels
 (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA) to stand in for a machine without AVX-512.
 
-    python bench/demo_sweep.py                       # seeds 0-4 x threads 1,2
+    python bench/demo_sweep.py                       # seeds 0-19, 1 thread
     python bench/demo_sweep.py --isa native,avx2     # and again with AVX2 kernels
     python bench/demo_sweep.py --set learning_rate=1e-3 --seeds 0,1   # try a variant
 
@@ -35,6 +37,7 @@ from common import REPO, VENV_BIN, machine
 
 LFW = str(VENV_BIN / "lf-wrap")
 MAX_LOSS = 0.25
+TAIL = 0.10  # the end of the trajectory that is judged: the last 10% of the steps
 MIN_GOLDEN = 0.80
 ISA_ENV = {"native": {}, "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
 
@@ -92,19 +95,30 @@ def one_run(work: Path, seed: int, threads: int, isa: str, sets: list[str], slot
     golden = json.loads(out.stdout)
     manifest = json.loads((work / "runs" / name / "manifest.json").read_text())
     loss = manifest["train"]["final_loss"]
+    tail = tail_loss(work / "runs" / name / "output" / "trainer_log.jsonl")
     pct = golden["reproduced"] / golden["rows"]
     shutil.rmtree(work / "runs" / name / "output", ignore_errors=True)  # checkpoints: MBs per run
     return {
-        "seed": seed, "threads": threads, "isa": isa, "final_loss": loss,
+        "seed": seed, "threads": threads, "isa": isa, "final_loss": loss, "tail_max_loss": tail,
         "golden": golden["reproduced"], "rows": golden["rows"], "golden_pct": round(100 * pct, 1),
-        "train_s": round(train_s, 1), "ok": loss is not None and loss <= MAX_LOSS and pct >= MIN_GOLDEN,
+        "train_s": round(train_s, 1), "ok": tail is not None and tail <= MAX_LOSS and pct >= MIN_GOLDEN,
     }  # fmt: skip
+
+
+def tail_loss(trainer_log: Path) -> float | None:
+    """The largest loss logged over the last TAIL of the steps (LLaMA-Factory's trainer_log.jsonl)."""
+    logged = [json.loads(line) for line in trainer_log.read_text().splitlines() if line.strip()]
+    points = [(e["current_steps"], e["loss"]) for e in logged if e.get("loss") is not None]
+    if not points:
+        return None
+    total = max(e.get("total_steps") or 0 for e in logged) or points[-1][0]
+    return max(loss for step, loss in points if step >= (1 - TAIL) * total)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", default="0,1,2,3,4")
-    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--seeds", default=",".join(map(str, range(20))))
+    ap.add_argument("--threads", default="1")
     ap.add_argument("--isa", default="native", help="native and/or avx2, comma-separated")
     ap.add_argument("--project", default=str(REPO / "examples" / "magic_conch.yaml"))
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
@@ -129,7 +143,8 @@ def main() -> int:
               for t in args.threads.split(",")]  # fmt: skip
     slots = CpuSlots(max(args.cpus, max(t for _, t, _ in combos)))
     started = time.monotonic()
-    print(f"{'seed':>4} {'threads':>7} {'isa':>6} {'final loss':>10} {'golden':>12} {'train s':>7}  ok", flush=True)
+    print(f"{'seed':>4} {'threads':>7} {'isa':>6} {'final loss':>10} {'tail max':>8} {'golden':>12} {'train s':>7}  ok",
+          flush=True)  # fmt: skip
     results = []
     with ThreadPoolExecutor(max_workers=args.cpus) as pool:
         futures = [pool.submit(one_run, work, s, t, i, args.sets, slots) for s, t, i in combos]
@@ -137,17 +152,19 @@ def main() -> int:
             r = f.result()
             results.append(r)
             loss = "n/a" if r["final_loss"] is None else f"{r['final_loss']:.4f}"
-            print(f"{r['seed']:>4} {r['threads']:>7} {r['isa']:>6} {loss:>10} "
+            tail = "n/a" if r["tail_max_loss"] is None else f"{r['tail_max_loss']:.4f}"
+            print(f"{r['seed']:>4} {r['threads']:>7} {r['isa']:>6} {loss:>10} {tail:>8} "
                   f"{r['golden']:>3}/{r['rows']} {r['golden_pct']:>5.1f}% {r['train_s']:>7.1f}  "
                   f"{'yes' if r['ok'] else 'NO'}", flush=True)  # fmt: skip
     ok = all(r["ok"] for r in results)
     worst = min(results, key=lambda r: r["golden_pct"])
-    print(f"{sum(r['ok'] for r in results)}/{len(results)} runs reach loss <= {MAX_LOSS} and >= "
+    print(f"{sum(r['ok'] for r in results)}/{len(results)} runs keep loss <= {MAX_LOSS} over the last "
+          f"{TAIL:.0%} of steps and reach >= "
           f"{MIN_GOLDEN:.0%} golden; worst {worst['golden_pct']}% (seed {worst['seed']}, {worst['threads']} threads, "
           f"{worst['isa']}); {time.monotonic() - started:.0f} s")  # fmt: skip
     Path(args.out).write_text(json.dumps({
         "date": time.strftime("%Y-%m-%d"), "machine": machine(), "project": Path(args.project).name,
-        "sets": args.sets, "targets": {"max_final_loss": MAX_LOSS, "min_golden": MIN_GOLDEN},
+        "sets": args.sets, "targets": {"max_loss_last_10pct": MAX_LOSS, "min_golden": MIN_GOLDEN},
         "all_ok": ok, "runs": results,
     }, indent=2) + "\n")  # fmt: skip
     if not args.workdir:

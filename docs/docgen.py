@@ -38,6 +38,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -369,6 +370,54 @@ def bench_results() -> None:
     cog.out("\n" + common.results_markdown(data) + "\n")
 
 
+def _machine(m: dict[str, Any]) -> str:
+    return f"{m['cpus']} CPUs ({', '.join(x for x in (m['cpu'], m.get('simd')) if x)})"
+
+
+def demo_sweep() -> None:
+    """Called from the README's demo section: bench/demo_sweep.json (what `make sweep` wrote) as a table."""
+    import cog
+
+    data = json.loads((ROOT / "bench" / "demo_sweep.json").read_text(encoding="utf-8"))
+    runs = data["runs"]
+    kernels = {"native": "native", "avx2": "AVX2"}
+    sets = " ".join(data.get("sets") or []) or "the demo as shipped"
+    lines = [
+        f"Latest result ({data['date']}, {_machine(data['machine'])}; {sets}): "
+        f"**{sum(r['ok'] for r in runs)}/{len(runs)} runs pass** (loss ≤ {data['targets']['max_loss_last_10pct']} "
+        f"over the last 10% of the steps, ≥ {data['targets']['min_golden']:.0%} of the 56 answers exact).",
+        "",
+        "| seed | kernels | final loss | largest loss, last 10% of steps | answers reproduced (greedy) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in runs:
+        lines.append(f"| {r['seed']} | {kernels.get(r['isa'], r['isa'])} | {r['final_loss']:.4f} | "
+                     f"{r['tail_max_loss']:.4f} | {r['golden']}/{r['rows']} ({r['golden_pct']}%) |")  # fmt: skip
+    cog.out("\n" + "\n".join(lines) + "\n\n")
+
+
+def recipe_sweep() -> None:
+    """Called from the README's real-model section: bench/recipe_sweep.json as a table."""
+    import cog
+
+    data = json.loads((ROOT / "bench" / "recipe_sweep.json").read_text(encoding="utf-8"))
+    lines = [
+        f"{data['model']}, {data['data']}; {_machine(data['machine'])}, {data['date']}. Held-out: 16 paraphrases never "
+        "trained on, answered with one of the row's expected words; canary: 56 general questions.",
+        "",
+        "| recipe | steps | train | final loss | held-out base → tuned | canary base → tuned (broken, fixed) "
+        "| canary verdict | answers in the persona's words |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in data["runs"]:
+        h, c = r["held_out"], r["canary"]
+        lines.append(f"| `{r['name']}`: {r['what']} | {r['steps']} | {r['train_s'] / 60:.1f} min | "
+                     f"{r['final_loss']:.3f} | {h['base']}/{h['rows']} → **{h['tuned']}/{h['rows']}** | "
+                     f"{c['base_right']}/{c['questions']} → {c['tuned_right']}/{c['questions']} "
+                     f"({c['broken']}, {c['fixed']}) | {c['verdict']} | {c['drift']} |")  # fmt: skip
+    cog.out("\n" + "\n".join(lines) + "\n\n")
+
+
 def help_pages() -> Iterator[tuple[str, str]]:
     """(command, its --help) for lf-wrap and every command and subcommand, in --help's order."""
     import click
@@ -406,7 +455,13 @@ def cog_files(files: list[Path], *, check: bool = False) -> int:
     """Run cog over `files` with this module's helpers in scope; with `check`, only say whether they are stale."""
     from cogapp import Cog
 
-    argv = ["cog", "-I", str(Path(__file__).parent), "-p", "from docgen import bench_results, cli_help, console"]
+    argv = [
+        "cog",
+        "-I",
+        str(Path(__file__).parent),
+        "-p",
+        "from docgen import bench_results, cli_help, console, demo_sweep, recipe_sweep",
+    ]
     argv += ["--check", "--diff"] if check else ["-r"]
     return Cog().main([*argv, *map(str, files)])
 
