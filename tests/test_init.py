@@ -36,10 +36,10 @@ def test_init_writes_a_commented_project_for_the_model_and_registers_the_data(ru
     assert config["datasets"] == ["magic_conch"] and config["run_name"] == "magic-conch"
     assert config["dataset_dir"] == "data"
     train = config["train"]
-    # the small-data recipe (lf_wrap/project/small_data.py): ~60 steps, not 3 epochs; no replay rows from a
+    # the small-data recipe (lf_wrap/project/small_data.py): ~100 steps, not 3 epochs; no replay rows from a
     # 0.46M-parameter model that knows nothing
-    assert train["learning_rate"] == 1.0e-3 and train["num_train_epochs"] == 9.0 and train["lora_rank"] == 16
-    assert train["per_device_train_batch_size"] == 8 and train["logging_steps"] == 2
+    assert train["learning_rate"] == 1.0e-3 and train["num_train_epochs"] == 14.0 and train["lora_rank"] == 16
+    assert train["per_device_train_batch_size"] == 8 and train["logging_steps"] == 3  # 98 steps / 30 points
     assert train["cutoff_len"] == 128  # the demo rows are at most 93 tokens with this tokenizer
     assert "use_cpu" not in train and "bf16" not in train  # decided from the machine at train time
     for line in text.splitlines():  # a comment beside every value
@@ -48,8 +48,8 @@ def test_init_writes_a_commented_project_for_the_model_and_registers_the_data(ru
     assert "# picked from the model folder: the model's chat template has ChatML <|im_start|> turns" in text
     assert "p99 of 56 rows is" in text and "rounded up to x64" in text
     assert "LLaMA-Factory example default (qwen3_lora_sft.yaml)" in text  # the scheduler, the warm-up
-    assert "about 60 optimizer steps (measured on SmolLM2-135M-Instruct, bench/recipe_sweep.json)" in text
-    assert "56 rows / batch 8 = 7 steps per epoch, 63 in all" in text
+    assert "about 100 optimizer steps (measured on SmolLM2-135M-Instruct, bench/recipe_sweep.json)" in text
+    assert "56 rows / batch 8 = 7 steps per epoch, 98 in all" in text
     assert "460k parameters" in text
     info = json.loads((workdir / "data" / "dataset_info.json").read_text())
     assert info["magic_conch"]["file_name"] == "magic_conch.json"

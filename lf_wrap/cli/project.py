@@ -40,7 +40,7 @@ def init(
 
     The chat template is picked from the model folder (its family's own template first) and
     proven by the template check, cutoff_len from the data's token lengths. Up to 5,000 rows
-    the hyperparameters are lf-wrap's small-data recipe, measured on a real model (about 60
+    the hyperparameters are lf-wrap's small-data recipe, measured on a real model (about 100
     optimizer steps, LoRA rank 16, and replay rows: the base model's own answers to general
     questions, generated here in the training environment); above, LLaMA-Factory's examples.
     Nothing is written (no project file, no dataset registered) unless every check passes.

@@ -1,22 +1,24 @@
 """What `lf-wrap init` writes for a small dataset (tens to a few thousand rows), measured.
 
 LLaMA-Factory's example values (lora_rank 8, learning_rate 1e-4, 3 epochs, 1 x 8 rows) are
-written for 4B-8B models and thousands of rows. On 27 rows they give 12 optimizer steps, and
-the measured result on SmolLM2-135M-Instruct is a tune that did not take (0 of 16 held-out
-paraphrases in the persona). bench/recipe_sweep.py measured, on that model and the demo's
-English rows, what a small run needs; bench/recipe_sweep.json has every run (steps, time,
-held-out hits, canary). The rules here:
+written for 4B-8B models and thousands of rows. On the demo's 27 English rows they give 12
+optimizer steps, and on SmolLM2-135M-Instruct a tune that did not take (0 of 12 held-out
+paraphrases in the persona). bench/recipe_sweep.py measured, on that model and those rows,
+through the real `lf-wrap train` and `lf-wrap eval` (held-out paraphrases and the canary),
+what a small run needs; bench/recipe_sweep.json has every run (steps, time, held-out hits,
+canary, drift) and the README shows it. The rules here:
 
-- **A number of optimizer steps, not of epochs**: TARGET_STEPS steps, so a small dataset is
-  seen often enough and a big one is not seen more than LLaMA-Factory's 3 epochs.
-- **LoRA rank 16, learning rate SMALL_MODEL_LR for models up to SMALL_MODEL_PARAMS**: the
-  rank-8/1e-4 adapter moved a 135M model too little in 60 steps; models above that size keep
-  LLaMA-Factory's example learning rate (not measured here: see the README's GPU notes).
+- **A number of optimizer steps, not of epochs**: about TARGET_STEPS steps, so a small dataset
+  is seen often enough and a big one no more than LLaMA-Factory's 3 epochs. 63 steps left 9 of
+  16 held-out paraphrases in the persona; 96 steps, 14 of 16 (11 min on 2 CPUs).
+- **LoRA rank 16, learning rate SMALL_MODEL_LR for models up to SMALL_MODEL_PARAMS**: at 5e-4
+  the same 96 steps gave 6 of 16 held-out hits and no less forgetting (canary 29/56 against
+  30/56 at 1e-3; the base answers 35). Models above that size keep LLaMA-Factory's example
+  learning rate (not measured here: no such model on this machine).
 - **Replay rows**: the base model's own answers to lf-wrap's general prompts
-  (general_prompts_en.json, disjoint from the eval canary), mixed into the training data, so
-  that what the model knew is trained back in while the persona is learned. Without them the
-  same recipe put the persona's words into general answers ("the capital of Japan is Krabby
-  Patty").
+  (general_prompts_en.json, disjoint from the eval canary), the first sentences of each, mixed
+  into the training data so what the model knew is trained back in while the persona is
+  learned (bench/recipe_sweep.json's `no-replay` row is the same recipe without them).
 - **8 rows per step in one pass** (8 x 1 instead of 1 x 8: the same rows per optimizer step).
 - **Logging follows the run's length**: about LOG_POINTS loss values per run.
 """
@@ -33,7 +35,7 @@ SMALL_MODEL_PARAMS = 1_000_000_000
 # Replay rows only from a model that knows something: below this size (the tiny demo model has
 # 0.46M parameters) a model answers general questions too poorly for its answers to be worth keeping.
 REPLAY_MIN_PARAMS = 100_000_000
-TARGET_STEPS = 60
+TARGET_STEPS = 100
 MAX_EPOCHS = 30
 MIN_EPOCHS = 3
 LOG_POINTS = 30
@@ -53,7 +55,7 @@ def applies(rows: int) -> bool:
 def epochs_for(rows: int) -> tuple[float, int, int]:
     """(num_train_epochs, steps per epoch, steps in all) for about TARGET_STEPS steps."""
     per_epoch = max(1, math.ceil(rows / BATCH))
-    epochs = min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(TARGET_STEPS / per_epoch)))
+    epochs = min(MAX_EPOCHS, max(MIN_EPOCHS, round(TARGET_STEPS / per_epoch)))
     return float(epochs), per_epoch, per_epoch * epochs
 
 

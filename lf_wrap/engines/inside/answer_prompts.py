@@ -4,19 +4,32 @@
 
 The base model answers each prompt of PROMPTS.json (a JSON list of strings) greedily, in its
 own chat template: the replay rows `lf-wrap init` mixes into a small dataset, so that the
-fine-tune keeps answering general questions the way the base model did. Answers that did not
-end with an end-of-turn token within N new tokens are left out (a cut-off answer would teach
-the model to stop mid-sentence). OUT.json: [{"instruction", "input", "output"}] (alpaca rows).
+fine-tune keeps answering general questions the way the base model did. Each answer keeps its
+first --max-sentences whole sentences (short rows: the facts come first, and steps stay cheap);
+an answer cut off by N new tokens before its first sentence ended is left out (a cut-off answer
+would teach the model to stop mid-sentence). OUT.json: [{"instruction", "input", "output"}].
 The last line on stdout is one JSON object with counts.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+
+
+def first_sentences(text: str, n: int, whole: bool) -> str:
+    """The first `n` sentences of `text`; of an answer that did not end (`whole` false), only the
+    sentences that did ("" when none did)."""
+    parts = SENTENCE_END.split(text)
+    if not whole:
+        parts = parts[:-1] if len(parts) > 1 or not text.endswith((".", "!", "?")) else parts
+    return " ".join(parts[:n]).strip()
 
 
 def main(argv: list[str]) -> int:
@@ -26,6 +39,7 @@ def main(argv: list[str]) -> int:
     model_dir, prompts_file, out_file = Path(argv[0]), Path(argv[1]), Path(argv[2])
     max_new = int(argv[argv.index("--max-new-tokens") + 1]) if "--max-new-tokens" in argv else 96
     system = argv[argv.index("--system") + 1] if "--system" in argv else None
+    max_sentences = int(argv[argv.index("--max-sentences") + 1]) if "--max-sentences" in argv else 3
     prompts = json.loads(prompts_file.read_text(encoding="utf-8"))
     start = time.monotonic()
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
@@ -52,11 +66,11 @@ def main(argv: list[str]) -> int:
             out = model.generate(**enc, max_new_tokens=max_new, do_sample=False, pad_token_id=tokenizer.pad_token_id)
         for prompt, ids in zip(chunk, out[:, enc["input_ids"].shape[1] :].tolist(), strict=True):
             ended = next((i for i, t in enumerate(ids) if t in stop_ids), None)
-            if ended is None:
+            answer = str(tokenizer.decode(ids[: len(ids) if ended is None else ended], skip_special_tokens=True))
+            answer = first_sentences(answer.strip(), max_sentences, whole=ended is not None)
+            if not answer:
                 cut += 1
-                continue
-            answer = str(tokenizer.decode(ids[:ended], skip_special_tokens=True)).strip()
-            if answer:
+            else:
                 rows.append({"instruction": prompt, "input": "", "output": answer})
         print(f"answered {min(first + batch, len(prompts))}/{len(prompts)}", file=sys.stderr, flush=True)
     out_file.write_text(json.dumps(rows, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
