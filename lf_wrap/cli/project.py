@@ -38,11 +38,12 @@ def init(
       lf-wrap init --model Qwen/Qwen2.5-0.5B-Instruct --dataset my_data --dataset-dir data
       lf-wrap init --demo                                        # the built-in demo's settings
 
-    The chat template is picked from the model folder (its family's own template first) and
-    proven by the template check, cutoff_len from the data's token lengths. Up to 5,000 rows
-    the hyperparameters are lf-wrap's small-data recipe, measured on a real model (about 100
-    optimizer steps, LoRA rank 16, and replay rows: the base model's own answers to general
-    questions, generated here in the training environment); above, LLaMA-Factory's examples.
+    The chat template is picked from the model folder (its family's own template first where the
+    chat template shows only a format such as ChatML) and proven by the template check,
+    cutoff_len from the data's token lengths. Up to 5,000 rows the hyperparameters are
+    lf-wrap's small-data recipe, measured on a real model (about 100 optimizer steps, LoRA rank
+    16, and replay rows: the base model's own answers to general questions, generated here in
+    the training environment); above, LLaMA-Factory's examples.
     Nothing is written (no project file, no dataset registered) unless every check passes.
 
     Exit status: 0 written, 2 bad input (nothing written).
