@@ -45,6 +45,9 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "init": ("what `lf-wrap init` writes: rank 16, lr 1e-3, cosine, about 100 steps of 8 rows (96), 63 replay "
              "rows (each answer's first 3 whole sentences)", []),
     "lr-5e-4": ("init's values at lr 5e-4", ["train.learning_rate=5e-4"]),
+    "steps-48": ("init's values for half the steps: 4 epochs (48 steps of 8 rows), tried as a shorter run for the "
+                 "end-to-end test",
+                ["train.num_train_epochs=4"]),
     "no-replay": ("init's values without the replay rows: 27 rows, 25 epochs (100 steps)",
                   ["datasets=magic_conch_en", "train.num_train_epochs=25"]),
 }  # fmt: skip

@@ -418,6 +418,29 @@ def recipe_sweep() -> None:
     cog.out("\n" + "\n".join(lines) + "\n\n")
 
 
+def dpo_real() -> None:
+    """Called from the README's preference section: bench/dpo_real.json as a table."""
+    import cog
+
+    data = json.loads((ROOT / "bench" / "dpo_real.json").read_text(encoding="utf-8"))
+    lines = [
+        f"{data['model']}; pairs: {data['pairs']}; {_machine(data['machine'])}, {data['date']}. Margin: log "
+        "p(chosen) − log p(rejected), summed over the answer's tokens, on the 12 held-out pairs.",
+        "",
+        "| DPO recipe | steps | train | held-out mean margin: SFT → DPO | pairs whose margin grew | English pairs: "
+        "SFT → DPO (grew) | chosen preferred (of 12) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in data["runs"]:
+        h, en = r["held_out"], r["held_out_english"]
+        lines.append(f"| `{r['name']}`: {r['what']} | {r['steps']} | {r['train_s'] / 60:.1f} min | "
+                     f"{h['mean_margin_before']:.2f} → **{h['mean_margin_after']:.2f}** | "
+                     f"{h['margin_up']}/{h['pairs']} | {en['mean_margin_before']:.2f} → "
+                     f"{en['mean_margin_after']:.2f} ({en['margin_up']}/{en['pairs']}) "
+                     f"| {h['chosen_preferred_before']} → {h['chosen_preferred_after']} |")  # fmt: skip
+    cog.out("\n" + "\n".join(lines) + "\n\n")
+
+
 def help_pages() -> Iterator[tuple[str, str]]:
     """(command, its --help) for lf-wrap and every command and subcommand, in --help's order."""
     import click
@@ -460,7 +483,7 @@ def cog_files(files: list[Path], *, check: bool = False) -> int:
         "-I",
         str(Path(__file__).parent),
         "-p",
-        "from docgen import bench_results, cli_help, console, demo_sweep, recipe_sweep",
+        "from docgen import bench_results, cli_help, console, demo_sweep, dpo_real, recipe_sweep",
     ]
     argv += ["--check", "--diff"] if check else ["-r"]
     return Cog().main([*argv, *map(str, files)])
