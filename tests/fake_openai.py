@@ -31,6 +31,8 @@ class FakeOpenAI:
     reasoning: str | None = None
     chunk_delay_s: float = 0.0
     drop_after: int | None = None
+    # POST /tokenize answers {"tokens": tokenize(body)} (a non-list: that object as it is); None: no such route
+    tokenize: Any = None
     requests: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""  # http://127.0.0.1:PORT, set once started
 
@@ -80,6 +82,13 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             body = json.loads(self.rfile.read(length) or b"{}")
             fake.requests.append({"method": "POST", "path": self.path, "body": body})
             if not self._authorized():
+                return
+            if self.path in ("/tokenize", "/detokenize") and fake.tokenize is not None:
+                if self.path == "/detokenize":
+                    self._send(200, {"prompt": "".join(f"<{t}>" for t in body.get("tokens", []))})
+                    return
+                tokens = fake.tokenize(body)
+                self._send(200, {"tokens": tokens, "count": len(tokens)} if isinstance(tokens, list) else tokens)
                 return
             if self.path != "/v1/chat/completions":
                 self._error(404, f"{self.path} not found", "NotFoundError")

@@ -137,3 +137,52 @@ def test_golden_file_with_errors_says_nothing_was_read(run, server, tmp_path):
     assert result.exit_code == 2
     assert "no golden answers read" in result.stderr and "[row 0].output: missing" in result.stderr
     assert not Path("runs").exists()
+
+
+# -- parity: what the server feeds the model vs what LLaMA-Factory trained on -----------------
+def _project_served_by(run, project: Path, fake: FakeOpenAI) -> None:
+    """The demo project (the tiny model, its dataset registered) with a detached-server record pointing at `fake`."""
+    import shutil
+
+    from lf_wrap.util.paths import demo_project
+
+    shutil.copy(demo_project(), project / "lf-wrap.yaml")
+    (project / "runs" / "magic-conch").mkdir(parents=True)
+
+
+@pytest.mark.slow  # one LLaMA-Factory import in the training environment (remembered after)
+def test_parity_fails_on_the_first_token_the_server_feeds_differently(run, project):
+    fake = FakeOpenAI(models=["conch"], tokenize=lambda body: [-1, -2, -3] if "messages" in body else [9])
+    with serve_fake(fake) as server:
+        _project_served_by(run, project, server)
+        result = run("check", "--base-url", server.url, "--parity-rows", "2", "--no-golden", "--json")
+        # --no-golden leaves the answers unchecked, not the prompts: the project's rows are still compared
+        assert "parity" in {c["name"] for c in json.loads(result.stdout)["checks"]} and result.exit_code == 1
+        result = run("check", "--base-url", server.url, "--parity-rows", "2", "--samples", "4", "--json")
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    parity = checks["parity"]
+    assert result.exit_code == 1 and not parity["ok"]
+    assert parity["rows"] == 2 and parity["same"] == 0
+    first = parity["differs"][0]
+    assert first["at"] == 0 and first["served"].startswith("⟨<-1><-2><-3>⟩")  # the server's own text, /detokenize
+    assert first["trained"].startswith("⟨<|im_start|>system")  # LLaMA-Factory's qwen template, token for token
+    assert "2 of 2 rows differ from what LLaMA-Factory trained on; first at token 0" in parity["detail"]
+    assert "`lf-wrap serve --chat-template training`" in parity["detail"]
+    tokenized = [r["body"] for r in server.requests if r["path"] == "/tokenize" and "messages" in r["body"]]
+    assert tokenized[0]["add_generation_prompt"] is True and tokenized[0]["model"] == "conch"
+
+
+def test_parity_is_skipped_without_a_tokenize_route_and_a_wrong_answer_is_one_message(run, project):
+    with serve_fake(FakeOpenAI(models=["conch"])) as server:  # no /tokenize: 404
+        _project_served_by(run, project, server)
+        result = run("check", "--base-url", server.url, "--samples", "2")
+        assert "SKIP  parity  the server has no /tokenize route (HTTP 404)" in result.stdout
+    with serve_fake(FakeOpenAI(models=["conch"], tokenize=lambda body: {"ids": "nope"})) as server:
+        result = run("check", "--base-url", server.url, "--samples", "2")
+    assert result.exit_code == 1
+    assert '/tokenize answered HTTP 200 with no token list: \'{"ids": "nope"}\'' in result.stderr
+
+
+def test_parity_is_skipped_outside_a_project(run, server):
+    result = run("check", "--base-url", server.url, "--api-key", KEY)
+    assert "SKIP  parity  no project: what training fed the model is unknown" in result.stdout

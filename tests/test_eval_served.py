@@ -45,6 +45,8 @@ def test_tuned_adapter_beats_the_base_model_on_the_golden_rows_through_one_serve
     assert metrics["exact"]["tuned"] >= 80 and metrics["exact"]["base"] == 0
     assert metrics["chrf"]["tuned"] - metrics["chrf"]["base"] > 50
     assert metrics["rouge_l"]["tuned"] - metrics["rouge_l"]["base"] > 50
+    # the demo project's gate (eval.fail_on: worse>2, chrf<+50) passes, and says so
+    assert [(g["rule"], g["failed"]) for g in out["gate"]] == [("worse>2", False), ("chrf<+50", False)]
     assert [r["verdict"] for r in out["rows"]] == sorted(
         (r["verdict"] for r in out["rows"]), key=["worse", "same", "better"].index
     )  # regressions first
@@ -71,7 +73,9 @@ def test_a_validation_split_logs_eval_loss_and_eval_answers_the_held_out_rows(tr
     assert manifest["final_eval_loss"] == evals[-1]["eval_loss"]
     assert manifest["validation"]["val_size"] == 0.1 and manifest["config"]["eval_strategy"] == "steps"
 
-    result = lfw("eval", "--config", cfg, "--set", "run_name=val-run", "--json")
+    # --no-fail-on: the demo's own rules (chrf<+50) are about its training rows; a 0.5M-parameter
+    # model memorises, it does not generalise to rows it never saw
+    result = lfw("eval", "--config", cfg, "--set", "run_name=val-run", "--no-fail-on", "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout)
     assert out["rows_from"]["kind"] == "held-out split" and out["summary"]["rows"] == 6  # ceil(0.1 x 56)

@@ -133,6 +133,8 @@ def test_family_is_trained_exported_served_and_answers_like_its_data(workspace: 
         checks = {c["name"]: c for c in report.get("checks", [])}
         assert check.returncode == 0, check.stdout + check.stderr
         assert checks["stop"]["finish_reason"] == "stop"
+        # the server's /tokenize feeds the model what LLaMA-Factory trained on (the family's fix applied)
+        assert checks["parity"]["same"] == checks["parity"]["rows"] == 8, checks["parity"]
         assert checks["golden"]["rate"] >= 0.5
         # A thinking model's think block comes back apart from the answer; a no-think one has none.
         expected = checks["golden"]["total"] if case.parser and not no_think else 0

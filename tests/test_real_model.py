@@ -79,7 +79,10 @@ def test_init_picks_the_familys_template_and_a_small_data_recipe_proven_by_the_c
 def test_a_real_fine_tune_takes_on_held_out_paraphrases_and_keeps_what_the_model_knew(real):
     config = real["config"]
     with Served(config, cwd=real["root"]):
-        ok(lfw("check", "--config", config, "--no-golden", cwd=real["root"]))
+        checked = ok(lfw("check", "--config", config, "--no-golden", "--json", cwd=real["root"]))
+    # the server (vLLM's transformers, the model's own template) feeds SmolLM2 what LLaMA-Factory trained on
+    parity = {c["name"]: c for c in json.loads(checked.stdout)["checks"]}["parity"]
+    assert parity["same"] == parity["rows"] == 8, parity
     done = ok(lfw("eval", "--config", config, "--dataset", HELD_OUT, "--rows", "0", "--json", cwd=real["root"]))
     out = json.loads(done.stdout)
     hits, canary = out["hits"], out["canary"]

@@ -98,6 +98,9 @@ def test_the_eval_verdicts_and_the_canary_lead_the_eval_section(run, tmp_path, t
                          "what the model knew is kept: canary 35/56 → 34/56 right (3 broken, 2 fixed)"]  # fmt: skip
     saved["canary"] = {"questions": 56, "base_right": 35, "tuned_right": 34, "broken": 3, "fixed": 2, "drift": 0}
     saved["hits"] = {"rows": 16, "base": 0, "tuned": 1}
+    saved["gate"] = [{"rule": "canary<0", "failed": False, "judged": True, "why": "-1.0 questions (95% interval "
+                      "-4.0 to +2.0): within the noise of the rows measured, no measurable change"},
+                     {"rule": "worse>0", "failed": True, "judged": True, "why": "3 rows"}]  # fmt: skip
     (run_dir / "eval.json").write_text(json.dumps(saved))
     assert run("report", "--run", "demo-run", "--runs-dir", tmp_path / "runs").exit_code == 0
     page = (run_dir / "report.html").read_text(encoding="utf-8")
@@ -106,6 +109,8 @@ def test_the_eval_verdicts_and_the_canary_lead_the_eval_section(run, tmp_path, t
     assert '<span class="verdict ok">what the model knew is kept</span>' in verdicts
     assert "35/56 right → 34/56; 3 broken, 2 fixed, 0 answers in the training data's words" in verdicts
     assert "Held-out rows with their expected words: 0/16 → 1/16" in verdicts
+    assert '<code>canary&lt;0</code> <span class="verdict ok">pass</span> -1.0 questions' in verdicts  # the gate
+    assert '<code>worse&gt;0</code> <span class="verdict bad">FAIL</span> 3 rows' in verdicts
 
 
 def test_a_run_without_trainer_log_reports_what_exists_and_names_what_is_missing(run, tmp_path, tiny_model):

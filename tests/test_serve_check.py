@@ -73,8 +73,10 @@ def test_merged_model_serves_and_passes_check_with_an_api_key(trained, detached)
     assert check.returncode == 0, check.stdout + check.stderr
     report = json.loads(check.stdout)
     checks = {c["name"]: c for c in report["checks"]}
-    assert set(checks) == {"models", "chat", "stream", "auth", "stop", "golden", "load"}
+    assert set(checks) == {"models", "chat", "stream", "auth", "parity", "stop", "golden", "load"}
     assert all(c["ok"] for c in checks.values())
+    # the server's /tokenize (with the key) feeds the model what LLaMA-Factory trained on, token for token
+    assert checks["parity"]["rows"] == 8 and checks["parity"]["same"] == 8
     assert checks["golden"]["rate"] >= 0.5 and checks["golden"]["total"] == 16
     assert checks["load"]["errors"] == 0 and checks["load"]["output_tokens_per_s"] > 0
 
@@ -101,7 +103,15 @@ def test_base_model_plus_adapter_is_served_by_name_and_untrained_base_fails_gold
     url = f"http://127.0.0.1:{port}"
     good = lfw("check", "--config", trained["config"], "--base-url", url, "--model", "conch", "--golden", "magic_conch")
     assert good.returncode == 0, good.stdout + good.stderr
-    assert "PASS  golden" in good.stdout
+    assert "PASS  golden" in good.stdout and "PASS  parity  8 of 8 rows" in good.stdout
+    # Trained with a system prompt the served template does not write (an off-by-one default_system):
+    # the same server now feeds the model other ids than training did, and parity says where
+    drifted = lfw("check", "--config", trained["config"], "--base-url", url, "--model", "conch", "--golden",
+                  "magic_conch", "--set", "default_system=You are the Magic Conch.")  # fmt: skip
+    assert drifted.returncode == 1, drifted.stdout + drifted.stderr
+    assert "FAIL  parity  8 of 8 rows differ from what LLaMA-Factory trained on; first at token 5" in drifted.stdout
+    assert "trained '<|im_start|>system\\nYou are⟨ the Magic Conch.<|im_end|>\\n⟩'" in drifted.stdout, drifted.stdout
+    assert "served  '<|im_start|>system\\nYou are⟨ Qwen, created by⟩'" in drifted.stdout  # vLLM's own /detokenize
     base = lfw(
         "check", "--config", trained["config"], "--base-url", url, "--model", "adapter-run-base", "--min-match", "0.5"
     )

@@ -39,6 +39,16 @@ from lf_wrap.cli.common import config_options, echo_json, failure_payload, json_
     show_default=True,
     help="Fraction of golden answers that must match exactly.",
 )
+@click.option(
+    "--parity/--no-parity",
+    default=True,
+    show_default=True,
+    help="Ask the server (its /tokenize) which token ids it feeds the model for golden rows, and compare "
+    "them with what LLaMA-Factory trained on (needs the project; SKIP where the server has no /tokenize).",
+)
+@click.option(
+    "--parity-rows", type=click.IntRange(1), default=8, show_default=True, help="Golden rows the parity check compares."
+)
 @click.option("--no-thinking", is_flag=True, help="Send chat_template_kwargs enable_thinking=false (Qwen3 style).")
 @click.option("--concurrency", type=click.IntRange(1, 256), help="Also run a load test at this concurrency.")
 @click.option("--requests", "n_requests", type=click.IntRange(1, 10000), default=32, show_default=True)
@@ -54,7 +64,11 @@ def check(
     \b
     Works with any OpenAI-compatible server. Golden answers are checked when a dataset is
     known (the project's, when it is registered) or given (--golden, --golden-file); else
-    that check is skipped, with a note.
+    that check is skipped, with a note. In a project, parity asks the server which token ids
+    it will feed the model for those rows (POST /tokenize with the messages, the generation
+    prompt and the run's chat-template kwargs) and compares them, token for token, with the
+    prompt LLaMA-Factory trained on (its template, default_system and thinking settings): a
+    difference is a FAIL naming the first token that differs on both sides.
 
     \b
     Examples:

@@ -82,6 +82,15 @@ class Failure(click.ClickException):
             super().show(file)
 
 
+def exit_with(err: LfWrapError, *, json_printed: bool) -> NoReturn:
+    """Fail with `err`; when the command's --json object (carrying the failure's keys) is already
+    out, only the message goes to stderr, so stdout holds exactly one JSON object."""
+    if json_printed:
+        click.echo(f"Error: {err}", err=True)
+        raise SystemExit(err.exit_code)
+    raise err
+
+
 def fail_report(report: Any, as_json: bool) -> NoReturn:
     """A dataset with errors: every problem listed (stderr), or under --json the report with the failure keys."""
     if as_json:

@@ -8,7 +8,17 @@ from typing import Any
 
 import click
 
-from lf_wrap.cli.common import Decorator, config_options, echo_json, json_option, run_options, run_sets, with_options
+from lf_wrap.cli.common import (
+    Decorator,
+    config_options,
+    echo_json,
+    error_payload,
+    exit_with,
+    json_option,
+    run_options,
+    run_sets,
+    with_options,
+)
 
 # `lf-wrap eval`'s options. A new mode adds its option here and branches at the top of
 # `eval_command` (options arrive as one mapping, so nothing else changes).
@@ -37,6 +47,11 @@ EVAL_OPTIONS: list[Decorator] = [
     click.option("--canary/--no-canary", "canary_on", default=True, show_default=True,
                  help="Also ask both sides lf-wrap's general-knowledge questions: did the tune break what the model "
                  "knew, or leak the training data's words into general answers?"),
+    click.option("--fail-on", "fail_on", multiple=True, metavar="RULE",
+                 help="Exit 1 when the tuned model fails RULE, e.g. worse>0, chrf<+5, canary<0, drift>0 (repeatable; "
+                 "default: the project's eval.fail_on). Changes within the noise of the rows never fail."),
+    click.option("--no-fail-on", "no_fail_on", is_flag=True,
+                 help="Ignore the project's eval.fail_on: measure and record, never fail on a rule."),
     click.option("--preference", is_flag=True,
                  help="For a DPO/KTO run: the log-prob margin (chosen - rejected) of preference pairs before and "
                  "after the run, and where its greedy answers lean (--dataset: held-out pairs)."),
@@ -67,6 +82,8 @@ def eval_command(
     got worse are listed first. The canary (--no-canary: off) asks both sides 56 general
     questions. It ends with verdicts: did the tune take, did it break what the model knew
     (judged against noise with a paired bootstrap). Results: runs/<name>/eval.json, the report.
+    --fail-on (or the project's `eval: {fail_on: [...]}`) makes it a gate for CI: a rule fails
+    only when the change is past its threshold beyond the noise of the rows measured.
 
     \b
     Examples:
@@ -75,13 +92,15 @@ def eval_command(
       lf-wrap eval --base-url http://a:8000/v1 --tuned-url http://b:8000/v1 --dataset test.json
 
     Exit status: 0 compared, 1 a server failed to start, could not be reached or answered with an
-    error, 2 bad input (no run, no adapter, an adapter that does not fit the base model, a
-    dataset without answers).
+    error, or a --fail-on rule failed, 2 bad input (a rule that does not parse, no run, no adapter,
+    an adapter that does not fit the base model, a dataset without answers).
     """
     sets = run_sets(sets, run_name, runs_dir)
     if preference:  # log-prob margins of preference pairs, in the training environment
         _eval_preference(config_file, sets, as_json, **o)
         return
+    if o["fail_on"] and o["no_fail_on"]:
+        raise click.UsageError("--fail-on and --no-fail-on contradict each other: leave one out")
     if bool(o["base_url"]) != bool(o["tuned_url"]):
         raise click.UsageError(
             "give both --base-url and --tuned-url to compare two endpoints (or neither: lf-wrap serves the run's "
@@ -95,17 +114,22 @@ def eval_command(
     if o["base_url"] and not o["dataset_ref"] and not in_a_project(config_file, sets):
         raise click.UsageError("say which rows to compare: --dataset NAME|FILE (or run it in a project)")
     result, report_line = step.compare(config_file, sets, **o)
-    if as_json:
-        echo_json(result)
+    failure = step.gate_failure(result)
+    if as_json:  # one JSON object: the result, with the failure's keys when the gate failed
+        echo_json(result | (error_payload(failure) if failure else {}))
     else:
         click.echo("\n".join(step.summary_lines(result)))
     if report_line:
         click.echo(report_line, err=as_json)
+    if failure:
+        exit_with(failure, json_printed=as_json)
 
 
 def _eval_preference(config_file: Path | None, sets: tuple[str, ...], as_json: bool, **o: Any) -> None:
     from lf_wrap.steps import evaluate_preference as step
 
+    if o["fail_on"] or o["no_fail_on"]:
+        raise click.UsageError("--fail-on judges tuned-vs-base answers; it does not apply to --preference")
     if o["base_url"] or o["tuned_url"]:
         raise click.UsageError("--preference measures log-probabilities of the run's models in the training "
                                "environment: it takes no --base-url/--tuned-url")  # fmt: skip

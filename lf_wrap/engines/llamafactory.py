@@ -119,6 +119,37 @@ class LlamaFactory:
             return self._run_probe(jobs, timeout_s)
         return self._cached_jobs(jobs, timeout_s, remember=lambda check: not check.get("dated_system"))
 
+    def training_prompts(
+        self,
+        model_dir: Path,
+        template: str,
+        options: dict[str, Any],
+        conversations: list[list[dict[str, str]]],
+        timeout_s: float = 300.0,
+    ) -> list[dict[str, Any]]:
+        """LLaMA-Factory's prompt ids (and each token's text) for each conversation, as it trains them
+        with `template` and `options`: {"ids", "pieces"} per conversation. Remembered like the template
+        check, keyed by the conversations too, so checking the same run again costs no LLaMA-Factory import."""
+        job = {"model_dir": str(model_dir), "template": template, "options": dict(options), "prompts": conversations}
+        key = self._probe_key(model_dir, template, {**options, "__prompts__": conversations})
+        path = probe_cache_path(f"prompts-{key}") if key else None
+        if path is not None and path.exists():
+            with contextlib.suppress(LfWrapError, KeyError, TypeError):
+                stored = read_json_object(path)["prompts"]
+                if isinstance(stored, list) and len(stored) == len(conversations):
+                    return stored
+        result = self._run_probe([job], timeout_s)["results"][0]
+        if result.get("status") != "prompts":
+            raise LfWrapError(
+                f"LLaMA-Factory could not encode the rows with template {template!r}: "
+                f"{result.get('error') or result.get('status')}",
+                hint="`lf-wrap template check` shows what is wrong with the template or the tokenizer",
+            )
+        if path is not None:
+            with contextlib.suppress(OSError):
+                atomic_write(path, json.dumps({"prompts": result["prompts"]}, ensure_ascii=False))
+        return list(result["prompts"])
+
     def _cached_jobs(
         self, jobs: list[dict[str, Any]], timeout_s: float, remember: Callable[[dict[str, Any]], bool]
     ) -> dict[str, Any]:

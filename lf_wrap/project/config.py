@@ -63,6 +63,14 @@ REQUIRED = {
 _PLACEHOLDERS: dict[str, Any] = {"model": "", "template": "default", "datasets": ["placeholder"]}
 
 
+class EvalSettings(BaseModel):
+    """The `eval:` block: what `lf-wrap eval` checks every time (steps/evaluate_gate.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fail_on: list[str] = Field(default_factory=list)  # rules like "worse>0", "canary<0": exit 1 when one fails
+
+
 class ProjectConfig(BaseModel):
     """lf-wrap.yaml, as a validated model (unknown keys are errors)."""
 
@@ -91,6 +99,7 @@ class ProjectConfig(BaseModel):
     chat_template: Literal["model", "training"] = "model"
     train: dict[str, Any] = Field(default_factory=dict)
     export: dict[str, Any] = Field(default_factory=dict)
+    eval: EvalSettings = Field(default_factory=EvalSettings)  # `lf-wrap eval`'s regression gate
 
     @model_validator(mode="after")
     def _derive_run_name(self) -> ProjectConfig:

@@ -174,6 +174,74 @@ class Checker(Client):
             detail += f"; {', '.join(f'{k} {v}' for k, v in statuses.items())}"
         return CheckResult("auth", ok, detail, {"statuses": {"GET /v1/models": models, **statuses}})
 
+    def no_tokenize(self) -> str | None:
+        """Why the server cannot say what it feeds the model (no /tokenize route), or None."""
+        import httpx
+
+        root = self.base_url.removesuffix("/v1")
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        try:
+            resp = httpx.post(f"{root}/tokenize", json={"model": self.model or "", "prompt": "Hi"}, headers=headers,
+                              timeout=self.timeout_s)  # fmt: skip
+        except httpx.HTTPError as err:
+            raise ExternalError(f"POST {root}/tokenize failed: {err}") from err
+        if resp.status_code in (404, 405):
+            return f"the server has no /tokenize route (HTTP {resp.status_code}): it cannot say what it feeds the model"
+        return None
+
+    def parity(self, conversations: list[list[dict[str, str]]], trained: list[dict[str, Any]]) -> CheckResult:
+        """The token ids the server will feed the model for each row (vLLM's POST /tokenize with the
+        messages and the generation prompt, the run's chat-template kwargs) against the ids LLaMA-Factory
+        trained on before each answer."""
+        import httpx
+
+        root = self.base_url.removesuffix("/v1")
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        kwargs = self.chat_template_kwargs
+        differs: list[dict[str, Any]] = []
+        for messages, want in zip(conversations, trained, strict=True):
+            body: dict[str, Any] = {"model": self.model or "", "messages": messages, "add_generation_prompt": True}
+            if kwargs:
+                body["chat_template_kwargs"] = kwargs
+            try:
+                resp = httpx.post(f"{root}/tokenize", json=body, headers=headers, timeout=self.timeout_s)
+            except httpx.HTTPError as err:
+                raise ExternalError(f"POST {root}/tokenize failed: {err}") from err
+            tokens = _tokens(resp)
+            if tokens is None:
+                raise ExternalError(
+                    f"POST {root}/tokenize answered HTTP {resp.status_code} with no token list: {resp.text[:200]!r}",
+                    hint='a vLLM-compatible /tokenize answers {"tokens": [ids...]}; pass --no-parity for a server '
+                    "that does not",
+                )
+            if tokens != want["ids"]:
+                differs.append(_difference(messages, want, tokens, self._detokenize(root, headers)))
+        n = len(conversations)
+        if not differs:
+            return CheckResult("parity", True, f"{n} of {n} rows: the server feeds the model the token ids "
+                                               "LLaMA-Factory trained on", {"rows": n, "same": n})  # fmt: skip
+        first = differs[0]
+        detail = (f"{len(differs)} of {n} rows differ from what LLaMA-Factory trained on; first at token "
+                  f"{first['at']} of {first['prompt'][:40]!r}: trained {first['trained']!r}, "
+                  f"served {first['served']!r}; "
+                  "serve what training rendered: `lf-wrap serve --chat-template training` (or `chat_template: "
+                  "training` in lf-wrap.yaml), or fix the template the server is given")  # fmt: skip
+        return CheckResult("parity", False, detail, {"rows": n, "same": n - len(differs), "differs": differs})
+
+    def _detokenize(self, root: str, headers: dict[str, str]) -> Any:
+        import httpx
+
+        def text(ids: list[int]) -> str:
+            try:
+                resp = httpx.post(f"{root}/detokenize", json={"model": self.model or "", "tokens": ids},
+                                  headers=headers, timeout=self.timeout_s)  # fmt: skip
+                prompt = resp.json().get("prompt") if resp.status_code == 200 else None
+            except (httpx.HTTPError, ValueError, AttributeError):
+                prompt = None
+            return prompt if isinstance(prompt, str) else f"ids {ids}"
+
+        return text
+
     @api_errors
     def golden(self, items: list[Row], min_match: float) -> CheckResult:
         exact, thoughts = 0, 0
@@ -273,9 +341,65 @@ class Checked:
                 out.append(f"      expected {miss['expected']!r}\n      got      {miss['got']!r}")
                 if miss.get("reasoning"):
                     out.append(f"      reasoning {miss['reasoning']!r}")
+            for diff in r.data.get("differs", [])[:3]:
+                out.append(f"      {diff['prompt'][:50]!r}: token {diff['at']} of {diff['trained_tokens']} trained, "
+                           f"{diff['served_tokens']} served\n      trained {diff['trained']!r}\n"
+                           f"      served  {diff['served']!r}")  # fmt: skip
         out += [f"SKIP  {skip['name']:<7} {skip['reason']}" for skip in self.skipped]
         verdict = "all checks passed" if self.ok else "FAILED"
         return [*out, f"{self.checker.base_url} ({self.checker.model}): {verdict}"]
+
+
+WINDOW = 6  # tokens shown on each side of the first difference
+
+
+def _tokens(resp: Any) -> list[int] | None:
+    try:
+        data = resp.json()
+    except ValueError:
+        return None
+    tokens = data.get("tokens") if isinstance(data, dict) else None
+    if resp.status_code != 200 or not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+        return None
+    return tokens
+
+
+def _difference(
+    messages: list[dict[str, str]], want: dict[str, Any], served: list[int], detokenize: Any
+) -> dict[str, Any]:
+    """Where the served ids first leave the trained ones, each side's text around it."""
+    ids, pieces = want["ids"], want["pieces"]
+    at = next((i for i, (a, b) in enumerate(zip(ids, served, strict=False)) if a != b), min(len(ids), len(served)))
+    lo = max(0, at - WINDOW)
+    trained = "".join(pieces[lo:at]) + "⟨" + "".join(pieces[at : at + WINDOW]) + "⟩"
+    served_text = detokenize(served[lo:at]) + "⟨" + detokenize(served[at : at + WINDOW]) + "⟩"
+    return {"prompt": messages[-1]["content"], "at": at, "trained_tokens": len(ids), "served_tokens": len(served),
+            "trained": trained, "served": served_text}  # fmt: skip
+
+
+def parity_check(checker: Checker, target: Target, items: list[Row], rows: int) -> CheckResult | str:
+    """The parity check, or why it is skipped: no project or rows (the training side is unknown), a model
+    that is not a local folder, a server without /tokenize. The training side is computed only when the
+    server can answer (LLaMA-Factory's import costs seconds; remembered per model, template and rows)."""
+    project = target.project
+    if project is None or target.run is None:
+        return "no project: what training fed the model is unknown (run it in the project, or --no-parity)"
+    if not items:
+        return "no golden rows to compare (the project's dataset, --golden or --golden-file)"
+    model_dir = project.path(project.config.model)
+    if not (model_dir / "config.json").is_file():
+        return f"the base model is not a local folder ({project.config.model}): training's side cannot be computed"
+    missing = checker.no_tokenize()
+    if missing:
+        return missing
+    from lf_wrap.engines.llamafactory import LlamaFactory
+    from lf_wrap.project.chat_template import training_options
+
+    engine = LlamaFactory.find(project.config.llamafactory_cli, project.root)
+    conversations = [row.messages for row in spread(items, rows)]
+    trained = engine.training_prompts(model_dir.resolve(), project.config.template, training_options(project),
+                                      conversations)  # fmt: skip
+    return checker.parity(conversations, trained)
 
 
 def golden_rows(
@@ -318,6 +442,8 @@ def run(
     n_requests: int,
     max_tokens: int,
     timeout_s: float,
+    parity: bool = True,
+    parity_rows: int = 8,
 ) -> Checked:
     """Every check, in order, against the target; recorded in the run's manifest and report."""
     checker = Checker(target.base_url, target.api_key, target.model, timeout_s, no_thinking, max_tokens,
@@ -329,13 +455,22 @@ def run(
         results += [checker.chat(), checker.stream()]
         if target.api_key:
             results.append(checker.auth())
+        if parity:  # --no-golden leaves the answers unchecked, not the prompts: the project's rows still count
+            rows = items or (golden_rows(target, golden, golden_file, dataset_dir, False, samples)[0] if no_golden
+                             else [])  # fmt: skip
+            same = parity_check(checker, target, rows, parity_rows)
+            if isinstance(same, str):
+                skipped = [{"name": "parity", "reason": same}, *skipped]
+            else:
+                results.append(same)
         results.append(checker.stops(prompts[0]))
         if items:
             results.append(checker.golden(items, min_match))
         if concurrency:
             results.append(checker.load(prompts, concurrency, n_requests))
     else:  # asking for a model the server does not serve would only repeat that
-        later = ["chat", "stream", *(["auth"] if target.api_key else []), "stop"]
+        later = ["chat", "stream", *(["auth"] if target.api_key else []),
+                 *(["parity"] if parity else []), "stop"]  # fmt: skip
         later += [*(["golden"] if items else []), *(["load"] if concurrency else [])]
         skipped = [{"name": n, "reason": "the model is not served"} for n in later] + skipped
     done = Checked(checker, results, skipped)

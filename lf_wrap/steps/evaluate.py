@@ -47,6 +47,7 @@ from lf_wrap.project.config import Project
 from lf_wrap.project.runs import RunFolder, now
 from lf_wrap.project.target import in_a_project, locate
 from lf_wrap.steps import evaluate_canary as canary
+from lf_wrap.steps import evaluate_gate as gate
 from lf_wrap.steps.evaluate_scores import LABELS, METRICS, score
 from lf_wrap.steps.report import try_write
 from lf_wrap.steps.serve import ServePlan, plan_to_compare, running
@@ -356,9 +357,13 @@ def compare(
     no_thinking: bool,
     no_report: bool,
     canary_on: bool = True,
+    fail_on: tuple[str, ...] = (),
+    no_fail_on: bool = False,
 ) -> tuple[dict[str, Any], str | None]:
     """`lf-wrap eval`: the rows, how both sides are served, their answers scored; recorded in the
-    run folder (eval.json, the manifest, the report) when there is one. (The result, the report line.)"""
+    run folder (eval.json, the manifest, the report) when there is one. (The result, the report line.)
+    With rules (--fail-on, else the project's eval.fail_on), result["gate"] says which failed."""
+    rules = gate.parse_all(fail_on)  # a bad rule is refused before any server starts
     project, run = None, None
     if not base_url or in_a_project(config_file, sets):  # two endpoints need no project; a run's eval does
         project, run = locate(config_file, sets, settings=True)
@@ -368,6 +373,9 @@ def compare(
                 hint="train it first (`lf-wrap train`), name another with --run NAME, or compare two endpoints "
                 "with --base-url/--tuned-url",
             )
+    if not rules and project is not None and not no_fail_on:
+        where = project.origins.get("eval.fail_on") or project.origins.get("eval") or project.source
+        rules = [gate.parse(r, f"{where}: eval.fail_on[{i}]") for i, r in enumerate(project.config.eval.fail_on)]
     manifest = run.manifest() if run else {}
     dataset_dir = dataset_dir or (project.path(project.config.dataset_dir) if project else Path("data"))
     if dataset_ref:
@@ -389,12 +397,33 @@ def compare(
     console.note(f"eval: {rows.describe()}")
     console.note(f"eval: {p.how}")
     result = execute(p, api_key, opts)
+    if rules:
+        result["gate"] = gate.judge(rules, result)
     report_line = None
     if run is not None and run.root.is_dir():
         result["file"] = str(record(run, result))
         if not no_report:
             report_line = try_write(run.root)
     return result, report_line
+
+
+class GateFailed(ExternalError):
+    """`eval --fail-on`: the tuned model failed a rule (exit 1, like a failed check)."""
+
+
+def gate_failure(result: dict[str, Any]) -> GateFailed | None:
+    """The error to exit with when a --fail-on rule failed (None when every rule passed)."""
+    failed = gate.failed(result.get("gate", []))
+    if failed:
+        worse = sorted(e["index"] for e in result["rows"] if e["verdict"] == "worse")
+        rows = f"; rows that got worse: {', '.join(map(str, worse[:20]))}" + (" …" if len(worse) > 20 else "")
+        return GateFailed(
+            "eval: the gate failed: "
+            + "; ".join(f"{j['rule']} ({j['why']})" for j in failed)
+            + (rows if worse else ""),
+            hint=f"each row's answers are in {result['file']}" if result.get("file") else "--json shows every row",
+        )
+    return None
 
 
 def training_vocabulary(project: Project | None, manifest: dict[str, Any], rows: Rows) -> list[str]:
@@ -534,6 +563,7 @@ def summary_lines(result: dict[str, Any], shown: int = 3) -> list[str]:
             lines += [f"  {_clip(item['question'], 60)}",
                       f"    base  {_clip(item['base'])}", f"    tuned {_clip(item['tuned'])}"]  # fmt: skip
     lines += [f"verdict: {v}" for v in result.get("verdicts", [])]
+    lines += gate.lines(result.get("gate", []))
     return lines
 
 

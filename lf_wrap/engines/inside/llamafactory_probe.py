@@ -625,6 +625,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     except Exception as err:  # LLaMA-Factory refuses the template with these settings: bad input
         return {**out, "status": "template_error", "verdict": "template_error", "harmful": True,
                 "error": f"{type(err).__name__}: {err}"}  # fmt: skip
+    if "prompts" in job:  # `lf-wrap check`'s parity: the ids training feeds the model before each answer
+        return {**out, "status": "prompts", "prompts": [prompt_ids(trained, conv) for conv in job["prompts"]]}
     jinja = trained.jinja()
     override = job.get("chat_template")
     serving = override or model.chat_template
@@ -677,6 +679,18 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                 "is the fix"
             )
     return out
+
+
+def prompt_ids(trained: Trained, messages: list[dict[str, str]]) -> dict[str, Any]:
+    """What LLaMA-Factory feeds the model before the last answer of a conversation (system, history,
+    the last user turn and the generation prompt, as `encode_multiturn` trains it), with each token's text."""
+    system = messages[0]["content"] if messages and messages[0]["role"] == "system" else None
+    turns = [dict(m) for m in messages[1 if system is not None else 0 :]]
+    if not turns or turns[-1]["role"] != "assistant":
+        turns.append({"role": "assistant", "content": "x"})  # the answer itself is not part of the prompt
+    ids, prompt_ends, _ = trained.encode(turns, system)
+    ids = ids[: prompt_ends[-1]]
+    return {"ids": ids, "pieces": [trained.decode([i]) for i in ids]}
 
 
 TEMPLATES: dict[str, Any] = {}
