@@ -137,8 +137,11 @@ def test_a_stream_dropped_midway_is_reported_and_the_session_goes_on(fake):
 def test_ctrl_c_stops_the_answer_and_keeps_the_session(fake):
     fake.answers["Tell me a long story."] = " ".join(["word"] * 200)
     fake.chunk_delay_s = 0.05
+    # SIGINT back to its default in the child: a test run started in the background of a
+    # non-interactive shell inherits it ignored, and Python then installs no Ctrl-C handler
     proc = subprocess.Popen([LFW, "chat", "--base-url", fake.url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     assert proc.stdin and proc.stdout
     proc.stdin.write("Tell me a long story.\n")
     proc.stdin.flush()
