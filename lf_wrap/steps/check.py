@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import statistics
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,7 +150,7 @@ class Checker(Client):
         that answer anyone unless something else guards them (no 2xx)."""
         import httpx
 
-        root = self.base_url.removesuffix("/v1")
+        root = self.root
         model = self.model or ""
         probes = [
             ("GET", f"{self.base_url}/models", None),
@@ -178,8 +179,7 @@ class Checker(Client):
         """Why the server cannot say what it feeds the model (no /tokenize route), or None."""
         import httpx
 
-        root = self.base_url.removesuffix("/v1")
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        root, headers = self.root, self.auth_headers
         try:
             resp = httpx.post(f"{root}/tokenize", json={"model": self.model or "", "prompt": "Hi"}, headers=headers,
                               timeout=self.timeout_s)  # fmt: skip
@@ -195,8 +195,7 @@ class Checker(Client):
         trained on before each answer."""
         import httpx
 
-        root = self.base_url.removesuffix("/v1")
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        root, headers = self.root, self.auth_headers
         kwargs = self.chat_template_kwargs
         differs: list[dict[str, Any]] = []
         for messages, want in zip(conversations, trained, strict=True):
@@ -215,7 +214,7 @@ class Checker(Client):
                     "that does not",
                 )
             if tokens != want["ids"]:
-                differs.append(_difference(messages, want, tokens, self._detokenize(root, headers)))
+                differs.append(_difference(messages, want, tokens, self._detokenize))
         n = len(conversations)
         if not differs:
             return CheckResult("parity", True, f"{n} of {n} rows: the server feeds the model the token ids "
@@ -228,19 +227,26 @@ class Checker(Client):
                   "training` in lf-wrap.yaml), or fix the template the server is given")  # fmt: skip
         return CheckResult("parity", False, detail, {"rows": n, "same": n - len(differs), "differs": differs})
 
-    def _detokenize(self, root: str, headers: dict[str, str]) -> Any:
+    @property
+    def root(self) -> str:
+        """The server's root: vLLM's /tokenize, /detokenize and /invocations sit beside /v1."""
+        return self.base_url.removesuffix("/v1")
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def _detokenize(self, ids: list[int]) -> str:
+        """The server's own text for `ids` (its /detokenize), or the ids when it cannot say."""
         import httpx
 
-        def text(ids: list[int]) -> str:
-            try:
-                resp = httpx.post(f"{root}/detokenize", json={"model": self.model or "", "tokens": ids},
-                                  headers=headers, timeout=self.timeout_s)  # fmt: skip
-                prompt = resp.json().get("prompt") if resp.status_code == 200 else None
-            except (httpx.HTTPError, ValueError, AttributeError):
-                prompt = None
-            return prompt if isinstance(prompt, str) else f"ids {ids}"
-
-        return text
+        try:
+            resp = httpx.post(f"{self.root}/detokenize", json={"model": self.model or "", "tokens": ids},
+                              headers=self.auth_headers, timeout=self.timeout_s)  # fmt: skip
+            prompt = resp.json().get("prompt") if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            prompt = None
+        return prompt if isinstance(prompt, str) else f"ids {ids}"
 
     @api_errors
     def golden(self, items: list[Row], min_match: float) -> CheckResult:
@@ -365,7 +371,7 @@ def _tokens(resp: Any) -> list[int] | None:
 
 
 def _difference(
-    messages: list[dict[str, str]], want: dict[str, Any], served: list[int], detokenize: Any
+    messages: list[dict[str, str]], want: dict[str, Any], served: list[int], detokenize: Callable[[list[int]], str]
 ) -> dict[str, Any]:
     """Where the served ids first leave the trained ones, each side's text around it."""
     ids, pieces = want["ids"], want["pieces"]
