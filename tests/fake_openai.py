@@ -6,7 +6,10 @@ on a free 127.0.0.1 port. Answers come from `answers` (last user message -> answ
 /health needs `Authorization: Bearer KEY` (401 otherwise). `requests` records what came in.
 For streams: `reasoning` is sent first as vLLM's reasoning parser sends it (delta
 `reasoning`), `chunk_delay_s` paces the chunks, and `drop_after` N chunks ends the response
-there, as a server that dies mid-answer does (no finish_reason, no [DONE]).
+there, as a server that dies mid-answer does (no finish_reason, no [DONE]). `hang_up` N: the
+next N chat completions get their connection closed without a response, as a keep-alive
+connection the server closed in the same instant does ("Server disconnected without sending a
+response"); `cut_stream_after` N chunks: a streamed answer whose body breaks off mid-transfer.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ class FakeOpenAI:
     reasoning: str | None = None
     chunk_delay_s: float = 0.0
     drop_after: int | None = None
+    hang_up: int = 0
+    cut_stream_after: int | None = None
     # POST /tokenize answers {"tokens": tokenize(body)} (a non-list: that object as it is); None: no such route
     tokenize: Any = None
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -93,6 +98,10 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             if self.path != "/v1/chat/completions":
                 self._error(404, f"{self.path} not found", "NotFoundError")
                 return
+            if fake.hang_up > 0:
+                fake.hang_up -= 1
+                self.close_connection = True
+                return  # no status line, nothing: the client's pool meets a closed connection
             model = body.get("model")
             if model not in fake.models:
                 self._error(404, f"The model `{model}` does not exist.", "NotFoundError")
@@ -110,6 +119,8 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 return
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
+            if fake.cut_stream_after is not None:  # chunked: a body that stops without its last chunk is broken
+                self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
             deltas = [{"reasoning": w if i == 0 else " " + w} for i, w in enumerate((fake.reasoning or "").split())]
@@ -122,7 +133,12 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                     finish = fake.finish_reason if i == len(deltas) - 1 else None
                     chunk = {**base, "object": "chat.completion.chunk",
                              "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    event = f"data: {json.dumps(chunk)}\n\n".encode()
+                    if fake.cut_stream_after is not None:
+                        if i >= fake.cut_stream_after:
+                            return  # the connection closes inside a chunked body
+                        event = f"{len(event):x}\r\n".encode() + event + b"\r\n"
+                    self.wfile.write(event)
                     self.wfile.flush()
                     time.sleep(fake.chunk_delay_s)
                 self.wfile.write(b"data: [DONE]\n\n")

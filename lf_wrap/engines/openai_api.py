@@ -2,7 +2,8 @@
 against any OpenAI-compatible server (vLLM's, or another).
 
 `check`, `chat` and `eval` all talk through `Client`: the base URL made the API root (`/v1`),
-the key, a timeout and no retries (a failure shows at once), the chat-template kwargs a run
+the key, a timeout, one retry only for a connection the server dropped before answering (see
+`_chat`), the chat-template kwargs a run
 was trained with, and `explain`, the one place an SDK error becomes a message that says what
 happened, where, and what to do. A thinking model's reasoning (vLLM's reasoning parser) comes
 apart from the answer.
@@ -42,7 +43,7 @@ _Check = TypeVar("_Check", bound=Callable[..., Any])  # a method of Client (or o
 
 def api_errors(check: _Check) -> _Check:
     """Every request a client method sends goes through here: an SDK error becomes one clear
-    ExternalError (`Client.explain`), never a traceback."""
+    ExternalError (`Client.explain`), and so does a stream whose connection broke; never a traceback."""
 
     @functools.wraps(check)
     def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -52,6 +53,11 @@ def api_errors(check: _Check) -> _Check:
             return check(self, *args, **kwargs)
         except openai.OpenAIError as err:
             raise self.explain(err) from err
+        except _transport_errors() as err:  # a streamed answer whose connection broke
+            raise ExternalError(
+                f"{self.base_url}: the connection broke off ({type(err).__name__}: {err})",
+                hint="the server stopped or dropped the connection: see its log (runs/<name>/serve.log)",
+            ) from err
 
     return guarded  # type: ignore[return-value]
 
@@ -65,6 +71,28 @@ def _server_message(err: Any) -> str:
         if isinstance(message, str) and message:
             return message
     return str(getattr(err, "message", "") or err)
+
+
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """The HTTP library's own errors, which the SDK lets through while a stream is read: httpx's
+    for openai 1.x and 2.x, httpx2's for openai 3.x (which moved to it); both where both are installed."""
+    import importlib
+
+    found: list[type[Exception]] = []
+    for name in ("httpx", "httpx2"):
+        try:
+            found.append(importlib.import_module(name).HTTPError)
+        except ImportError:
+            continue
+    return tuple(found)
+
+
+def _broke_off(err: Exception) -> bool:
+    """A connection that was made and then broke (the server closed it mid-answer, or a body that
+    stopped short), as opposed to one never made (refused, unknown host): told apart by the HTTP
+    library's error the SDK wraps. The same request sent again may well work; the server is up."""
+    cause = err.__cause__
+    return cause is not None and type(cause).__name__ in {"RemoteProtocolError", "ReadError", "WriteError"}
 
 
 class Client:
@@ -94,15 +122,30 @@ class Client:
         self.extra_body = {"chat_template_kwargs": self.chat_template_kwargs} if self.chat_template_kwargs else None
 
     def _chat(self, messages: list[dict[str, str]], **kw: Any) -> Any:
-        """One greedy chat completion (the SDK's response; errors unexplained: wrap the caller in api_errors)."""
-        return self.client.chat.completions.create(
-            model=self.model or "",
-            messages=messages,  # type: ignore[arg-type]
-            temperature=0,
-            max_tokens=kw.pop("max_tokens", self.max_tokens),
-            extra_body=self.extra_body,
+        """One greedy chat completion (the SDK's response; errors unexplained: wrap the caller in api_errors).
+
+        A connection the server closed before answering is tried once more on a fresh one: vLLM's
+        HTTP server closes a keep-alive connection after 5 s idle (VLLM_HTTP_TIMEOUT_KEEP_ALIVE), the
+        pool can hand out that connection in the same instant, and the request then meets "Server
+        disconnected without sending a response" (CI: eval of 144 answers lost at answer ~120). A
+        greedy completion asked twice is the same answer; a timeout is never retried (it would
+        double a wait the user chose), nor is anything the server answered."""
+        import openai
+
+        options = {
+            "model": self.model or "",
+            "messages": messages,
+            "temperature": 0,
+            "max_tokens": kw.pop("max_tokens", self.max_tokens),
+            "extra_body": self.extra_body,
             **kw,
-        )
+        }
+        try:
+            return self.client.chat.completions.create(**options)
+        except openai.APITimeoutError:
+            raise
+        except openai.APIConnectionError:
+            return self.client.chat.completions.create(**options)
 
     def explain(self, err: Exception) -> ExternalError:
         """The one place an `openai` SDK error becomes a message: what happened, where, what to do."""
@@ -114,6 +157,11 @@ class Client:
             return ExternalError(
                 f"{url}: no answer within {self.timeout_s:g} s",
                 hint="raise --timeout (a big model on CPU is slow), or lower --max-tokens",
+            )
+        if isinstance(err, openai.APIConnectionError) and _broke_off(err):
+            return ExternalError(
+                f"{url}: the connection broke off ({type(err.__cause__).__name__}: {err.__cause__})",
+                hint="the server stopped or dropped the connection: see its log (runs/<name>/serve.log)",
             )
         if isinstance(err, openai.APIConnectionError):
             return ExternalError(
@@ -182,7 +230,6 @@ class Client:
     ) -> Generator[Piece, None, None]:
         """Stream one answer as Pieces (a "note" when it was cut at `max_tokens`). Raises ExternalError
         (with a hint) when the request fails or the stream ends before the server says it is complete."""
-        import httpx
         import openai
 
         options: dict[str, Any] = {} if temperature is None else {"temperature": temperature}
@@ -211,7 +258,7 @@ class Client:
                 finish = choice.finish_reason or finish
         except openai.OpenAIError as err:
             raise self.explain(err) from None
-        except httpx.HTTPError as err:  # the connection broke while the answer streamed
+        except _transport_errors() as err:  # the connection broke while the answer streamed
             raise ExternalError(
                 f"{self.base_url}: the answer stream broke off ({type(err).__name__}: {err})",
                 hint="the server stopped or dropped the connection: see its log (runs/<name>/serve.log)",
