@@ -19,6 +19,12 @@ DATASET_DIR  := data
 PORT         ?= 8000
 CHAT_PORT    ?= 7860
 
+# Test workers (pytest-xdist): the suite mostly waits on one-threaded subprocesses (a vLLM or
+# LLaMA-Factory start, an lf-wrap command), so two workers on two cores halve its wall time;
+# each file runs whole on one worker (its shared server or trained model stays one).
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
 SERVE_VENV  := .venvs/serve
 SERVE_STAMP := $(SERVE_VENV)/.lf-wrap-installed
 TRAIN_VENV  := .venvs/train
@@ -58,11 +64,11 @@ $(SERVE_STAMP): requirements/serve.lock
 
 ## test: the whole test suite (CPU only: no GPU, no network beyond loopback)
 test: setup setup-train setup-serve setup-browser fetch-smollm2
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 ## test-fast: the edit loop: unit tests and fake-engine tests, no real training or serving (~1 min)
 test-fast: setup
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 ## lint: ruff (style, formatting) and mypy (types; settings in pyproject.toml [tool.mypy])
 lint: setup

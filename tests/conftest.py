@@ -20,8 +20,34 @@ REPO = Path(__file__).resolve().parent.parent
 DATASETS = REPO / "datasets"
 # The end-to-end tests train the demo with a seed drawn from those bench/demo_sweep.py
 # proves (0-19), not one tuned seed; LF_WRAP_TEST_SEED=N replays a run (the seed is in
-# pytest's header).
-TRAIN_SEED = int(os.environ.get("LF_WRAP_TEST_SEED") or random.SystemRandom().randrange(20))
+# pytest's header). Drawn once, in the process that starts the others: `make test` runs
+# two pytest-xdist workers, which inherit the variable and so train with the same seed.
+os.environ["LF_WRAP_TEST_SEED"] = os.environ.get("LF_WRAP_TEST_SEED") or str(random.SystemRandom().randrange(20))
+TRAIN_SEED = int(os.environ["LF_WRAP_TEST_SEED"])
+
+# The files that take longest start first (durations of a clean-clone `make test --durations`:
+# the real model ~18 min, the five families ~10, the benchmarks' smoke runs ~7, the README tour
+# ~4 ...): with two workers each file runs whole on one of them (--dist loadfile), and a long
+# file met last would leave the other worker idle for its length.
+SLOWEST_FIRST = (
+    "test_real_model.py",
+    "test_families.py",
+    "test_bench.py",
+    "test_docs.py",
+    "test_serve_check.py",
+    "test_distributed.py",
+    "test_chat_real.py",
+    "test_eval_served.py",
+    "test_preference_train.py",
+    "test_template_check.py",
+    "test_serve_auth.py",
+    "test_train_export.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
 def pytest_report_header() -> str:
