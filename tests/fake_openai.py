@@ -31,6 +31,7 @@ class FakeOpenAI:
     default_answer: str = "Hello there."
     api_key: str | None = None
     finish_reason: str = "stop"
+    finish_reasons: dict[str, str] = field(default_factory=dict)  # last user message -> its finish_reason
     reasoning: str | None = None
     chunk_delay_s: float = 0.0
     drop_after: int | None = None
@@ -114,7 +115,9 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 message = {"role": "assistant", "content": text}
                 if fake.reasoning is not None:
                     message["reasoning"] = fake.reasoning
-                choice = {"index": 0, "message": message, "finish_reason": fake.finish_reason}
+                last = next((m.get("content") for m in reversed(body["messages"]) if m.get("role") == "user"), "")
+                reason = fake.finish_reasons.get(last, fake.finish_reason)
+                choice = {"index": 0, "message": message, "finish_reason": reason}
                 self._send(200, {**base, "object": "chat.completion", "choices": [choice], "usage": usage})
                 return
             self.send_response(200)

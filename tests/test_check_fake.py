@@ -212,3 +212,44 @@ def test_parity_is_skipped_without_a_tokenize_route_and_a_wrong_answer_is_one_me
 def test_parity_is_skipped_outside_a_project(run, server):
     result = run("check", "--base-url", server.url, "--api-key", KEY)
     assert "SKIP  parity  no project: what training fed the model is unknown" in result.stdout
+
+
+# -- stop: the same rows end by themselves, and the served folder stops on the trained stop word --
+def test_the_stop_check_asks_every_row_and_names_the_one_cut_at_max_tokens(run, project):
+    from lf_wrap.steps.check import golden_from_dataset
+
+    rows = golden_from_dataset(project / "data", "magic_conch", 4)
+    runaway = rows[2].messages[-1]["content"]
+    with serve_fake(FakeOpenAI(models=["conch"], finish_reasons={runaway: "length"})) as server:
+        _project_served_by(run, project, server)
+        result = run("check", "--base-url", server.url, "--no-parity", "--no-golden", "--samples", "4", "--json")
+        asked = [r["body"]["messages"][-1]["content"] for r in server.requests if r["path"] == "/v1/chat/completions"]
+    stop = {c["name"]: c for c in json.loads(result.stdout)["checks"]}["stop"]
+    assert result.exit_code == 1 and not stop["ok"]
+    assert set(asked) >= {row.messages[-1]["content"] for row in rows}  # every row was asked, not one
+    assert stop["rows"] == 4 and stop["stopped"] == 3 and stop["cut"][0]["prompt"] == runaway
+    assert f"1 of 4 rows did not stop by themselves: {runaway[:30]!r}" in stop["detail"]
+    assert "eos_token_id in the model's generation_config.json" in stop["detail"]
+
+
+def test_a_served_folder_whose_eos_ids_lack_the_trained_stop_word_fails_naming_the_file_and_id(run, project):
+    import os
+    import shutil
+
+    folder = project / "served"
+    shutil.copytree(project / "models" / "tiny-qwen2", folder)
+    (folder / "generation_config.json").write_text(json.dumps({"eos_token_id": [0]}))  # a base model's files
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    vocab = json.loads((folder / "tokenizer.json").read_text())["added_tokens"]
+    config["eos_token"] = next(t["content"] for t in vocab if t["id"] == 0)
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    with serve_fake(FakeOpenAI(models=["conch"])) as server:  # it answers and stops: only the files are wrong
+        _project_served_by(run, project, server)
+        record = {"pid": os.getpid(), "pgid": os.getpgid(0), "base_url": server.url, "model": str(folder),
+                  "served_model_name": "conch"}  # fmt: skip
+        (project / "runs" / "magic-conch" / "serve.json").write_text(json.dumps(record))
+        result = run("check", "--no-parity", "--no-golden", "--json")
+    stop = {c["name"]: c for c in json.loads(result.stdout)["checks"]}["stop"]
+    assert result.exit_code == 1 and not stop["ok"] and stop["stopped"] == stop["rows"]
+    assert "not on 2 ('<|im_end|>', what every trained answer ends with)" in stop["detail"]
+    assert f"add 2 to eos_token_id in {folder / 'generation_config.json'}" in stop["detail"]

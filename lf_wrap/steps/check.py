@@ -3,8 +3,10 @@ like its training data, and how fast.
 
 Checks, in order: /v1/models lists the name; a chat completion; a streamed one; with an
 API key, that a request without it is refused (GET /v1/models, and POST /invocations and
-/tokenize, which vLLM's own key check leaves open); that a short answer ends by itself
-(finish_reason "stop", not "length"); golden answers from a dataset when one is known or
+/tokenize, which vLLM's own key check leaves open); parity (the prompt ids the server feeds
+the model against LLaMA-Factory's training prompts); that the answers to the same rows end
+by themselves (finish_reason "stop", not "length"), and that the served folder's EOS ids hold
+the template's stop word; golden answers from a dataset when one is known or
 given (exact and similarity; skipped otherwise, so any OpenAI-compatible server can be
 checked); optionally a bounded concurrent load with latency percentiles. A thinking
 model's reasoning (vLLM's reasoning parser) is reported apart; only the answer is compared.
@@ -109,21 +111,34 @@ class Checker(Client):
         return CheckResult("chat", bool(text.strip()), detail, {"text": text, "reasoning": thought})
 
     @api_errors
-    def stops(self, messages: list[dict[str, str]]) -> CheckResult:
-        """A short answer ends because the model wrote its end token (finish_reason "stop"),
-        not because it ran into max_tokens ("length"): the EOS ids the server stops on
-        (generation_config.json, checked by `lf-wrap export`) include what training ended answers with."""
-        resp = self._chat(messages)
-        reason = resp.choices[0].finish_reason
-        tokens = resp.usage.completion_tokens if resp.usage else None
-        ok = reason == "stop"
-        detail = f"{messages[-1]['content'][:30]!r} answered in {tokens} tokens, finish_reason {reason!r}"
-        if not ok:
-            detail += (
-                f" (max_tokens {self.max_tokens}): the model did not stop by itself; check that the token its "
-                "answers end with is an eos_token_id in the model's generation_config.json"
-            )
-        return CheckResult("stop", ok, detail, {"finish_reason": reason, "completion_tokens": tokens})
+    def stops(self, conversations: list[list[dict[str, str]]], served_eos: str | None = None) -> CheckResult:
+        """Each row's answer ends because the model wrote its end token (finish_reason "stop"), not
+        because it ran into max_tokens ("length"), for the same rows parity compares (asked at once):
+        the ids the server stops on include what training ended answers with. `served_eos`: why the
+        served folder's own files say it will not (model/eos.py's reading of them), a FAIL by itself."""
+        with ThreadPoolExecutor(max_workers=min(8, len(conversations))) as pool:
+            answers = list(pool.map(self._chat, conversations))
+        ended = [(m[-1]["content"], a.choices[0].finish_reason, a.usage.completion_tokens if a.usage else None)
+                 for m, a in zip(conversations, answers, strict=True)]  # fmt: skip
+        cut = [{"prompt": prompt, "finish_reason": reason, "completion_tokens": tokens}
+               for prompt, reason, tokens in ended if reason != "stop"]  # fmt: skip
+        longest = max((t for _, _, t in ended if t is not None), default=None)
+        n = len(ended)
+        data = {"rows": n, "stopped": n - len(cut), "cut": cut, "completion_tokens": longest,
+                "finish_reason": cut[0]["finish_reason"] if cut else "stop"}  # fmt: skip
+        if served_eos:
+            return CheckResult("stop", False, served_eos, {**data, "served_eos": served_eos})
+        if not cut:
+            return CheckResult("stop", True, f"{n} of {n} rows ended by themselves (finish_reason 'stop'), "
+                                             f"the longest in {longest} tokens", data)  # fmt: skip
+        first = cut[0]
+        detail = (
+            f"{len(cut)} of {n} rows did not stop by themselves: {first['prompt'][:30]!r} ran "
+            f"{first['completion_tokens']} tokens to finish_reason {first['finish_reason']!r} (max_tokens "
+            f"{self.max_tokens}); check that the token the answers end with is an eos_token_id in the model's "
+            "generation_config.json (`lf-wrap export` writes it there for a merged model)"
+        )
+        return CheckResult("stop", False, detail, data)
 
     @api_errors
     def stream(self) -> CheckResult:
@@ -408,6 +423,33 @@ def parity_check(checker: Checker, target: Target, items: list[Row], rows: int) 
     return checker.parity(conversations, trained)
 
 
+def served_eos(target: Target) -> str | None:
+    """Why the folder the run's server serves will not stop where training ended answers (None: it
+    will, or the folder is not known): vLLM stops on the tokenizer's EOS and on generation_config.json's
+    eos_token_id, and the template's stop word must be among them. Read from the files, no request."""
+    from lf_wrap.model.eos import inspect
+
+    folder, project = target.model_dir, target.project
+    if folder is None or project is None or not (folder / "config.json").is_file():
+        return None
+    try:
+        report = inspect(folder, project.config.template)
+    except LfWrapError:
+        return None  # files it cannot read: the answers themselves still say whether it stops
+    if report.stop_id is None:
+        return None
+    stops_on = {*(report.generation_eos or []), *([report.tokenizer_eos_id] if report.tokenizer_eos_id is not None
+                                                  else [])}  # fmt: skip
+    if report.stop_id in stops_on:
+        return None
+    return (
+        f"the server stops on ids {sorted(stops_on)} (the tokenizer's EOS {report.tokenizer_eos!r} and "
+        f"{folder / 'generation_config.json'}), not on {report.stop_id} ({report.stop_token!r}, what every trained "
+        f"answer ends with): add {report.stop_id} to eos_token_id in {folder / 'generation_config.json'} "
+        "(`lf-wrap export` does for the merged model)"
+    )
+
+
 def golden_rows(
     target: Target,
     golden: str | None,
@@ -461,15 +503,17 @@ def run(
         results += [checker.chat(), checker.stream()]
         if target.api_key:
             results.append(checker.auth())
-        if parity:  # --no-golden leaves the answers unchecked, not the prompts: the project's rows still count
-            rows = items or (golden_rows(target, golden, golden_file, dataset_dir, False, samples)[0] if no_golden
-                             else [])  # fmt: skip
+        # --no-golden leaves the answers unchecked, not the prompts: the project's rows still count
+        rows = items or (golden_rows(target, golden, golden_file, dataset_dir, False, samples)[0] if no_golden
+                         else [])  # fmt: skip
+        if parity:
             same = parity_check(checker, target, rows, parity_rows)
             if isinstance(same, str):
                 skipped = [{"name": "parity", "reason": same}, *skipped]
             else:
                 results.append(same)
-        results.append(checker.stops(prompts[0]))
+        asked = spread(rows, parity_rows)  # the rows parity compared: the answers to the prompts it proved
+        results.append(checker.stops([g.messages for g in asked] or [HELLO], served_eos(target)))
         if items:
             results.append(checker.golden(items, min_match))
         if concurrency:
