@@ -215,6 +215,41 @@ def test_a_no_think_run_keeps_its_kwargs_and_a_thinking_switch_overrides_them(tm
     assert Conversation(Target(fake.url, "m", None)).extra_body(thinking=True) is None  # nothing to override
 
 
+SCOPE = {"agrees_for": "single-turn, no system prompts", "differs_with": ["system_prompt"],
+         "line": "agrees for this data (single-turn, no system prompts); differs with a system prompt "
+                 "(differs_system_prompt)"}  # fmt: skip
+
+
+def test_a_system_prompt_the_template_check_found_served_differently_is_said_once_not_refused(tmp_path, fake):
+    run = record_server(tmp_path, fake)
+    (run / "manifest.json").write_text(json.dumps({"train": {"template_check": {"verdict": "agree", "scope": SCOPE}}}))
+    plain = chat(input="Who are you?\n")
+    assert plain.returncode == 0 and "note:" not in plain.stderr  # no system prompt: nothing to say
+    result = chat("--system", "Be kind.", input="Who are you?\nWhat is your name?\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "I am the Magic Conch.\nMy name is the Magic Conch.\n"  # answered all the same
+    said = "note: this request has a system prompt, which the model's chat template serves differently than"
+    assert result.stderr.count(said) == 1  # once a session, not every turn
+    assert SCOPE["line"] in result.stderr and "`lf-wrap serve --chat-template training`" in result.stderr
+
+
+def test_the_page_notes_a_request_that_uses_what_the_data_never_trained(tmp_path, fake):
+    from starlette.testclient import TestClient
+
+    from lf_wrap.project.runs import RunFolder
+    from lf_wrap.steps.chat_page import create_app
+
+    run = record_server(tmp_path, fake)
+    (run / "manifest.json").write_text(json.dumps({"train": {"template_check": {"scope": SCOPE}}}))
+    conv = Conversation(Target(fake.url, "fake-model", None, run=RunFolder(run)))
+    client = TestClient(create_app(conv), base_url="http://127.0.0.1:7860")
+    body = {"messages": [{"role": "user", "content": "Who are you?"}], "system": "Be kind."}
+    for _ in range(2):  # every request that has one: the page has no session to remember it in
+        done = events(client.post("/api/chat", json=body))[-1]
+        assert done["done"] and done["notes"][0].startswith("note: this request has a system prompt")
+    assert events(client.post("/api/chat", json={**body, "system": ""}))[-1]["notes"] == []
+
+
 # -- snippets ---------------------------------------------------------------------------------
 def test_serve_status_prints_snippets_that_run_as_pasted(tmp_path, fake):
     fake.api_key = "snippet-key"

@@ -91,3 +91,26 @@ def test_serve_dry_run_runs_the_whole_serve_plan(run, tiny_model, monkeypatch):
     monkeypatch.setenv("LF_WRAP_VLLM", str(tiny_model / "no-vllm"))
     missing = run("serve", "--dry-run", "--model", tiny_model, "--port", str(port))
     assert missing.exit_code == 2 and "vllm not found" in missing.stderr
+
+
+def test_serving_a_run_whose_template_agrees_for_its_data_only_says_which_requests_differ(run, project):
+    import json
+    import shutil
+
+    from lf_wrap.util.paths import demo_project
+
+    shutil.copy(demo_project(), project / "lf-wrap.yaml")
+    run_dir = project / "runs" / "magic-conch"
+    shutil.copytree(project / "models" / "tiny-qwen2", run_dir / "merged")
+    line = "agrees for this data (single-turn, no system prompts); differs with a system prompt (differs_system_prompt)"
+    scope = {"agrees_for": "single-turn, no system prompts", "differs_with": ["system_prompt"], "line": line}
+    (run_dir / "manifest.json").write_text(json.dumps({"train": {"template_check": {"scope": scope}}}))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = run("serve", "--dry-run", "--port", str(port))
+    assert result.exit_code == 0, result.output
+    assert f"note: the template check {line}: a request with a system prompt is served a prompt" in result.stderr
+    assert "`--chat-template training` serves what training rendered" in result.stderr
+    other = run("serve", "--dry-run", "--port", str(port), "--model", project / "models" / "tiny-qwen2")
+    assert other.exit_code == 0 and "the template check" not in other.stderr  # another model: not this run's check

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from lf_wrap.engines.llamafactory import LlamaFactory
-from lf_wrap.model.template_agreement import fix_flags
+from lf_wrap.model.template_agreement import fix_flags, progress_line, scope, scope_warning
 from tests.helpers import free_port
 
 from .conftest import REPO
@@ -194,6 +194,21 @@ def test_differences_in_conversations_the_data_never_trains_are_shown_not_counte
     system = next(c for c in check["conversations"] if c["name"] == "system")
     assert system["not_counted"] == "your data has no system prompts"
     assert check["data"] == SINGLE_TURN
+
+
+def test_an_agreement_for_this_data_only_says_where_it_ends_and_warns_a_request_that_goes_there(shaped):
+    check = shaped["qwen3-single-turn"]
+    scoped = scope(check)
+    assert scoped is not None and "multi_turn" in scoped["differs_with"]
+    assert scoped["line"].startswith("agrees for this data (single-turn, no system prompts); differs with")
+    assert "a second turn (earlier turns in the prompt) (differs_earlier_turns)" in scoped["line"]
+    assert progress_line(check) == f"template check: 'qwen3' and the model's chat template: {scoped['line']}"
+    one_turn = [{"role": "user", "content": "hi"}]
+    assert scope_warning(scoped, one_turn) is None
+    second = [*one_turn, {"role": "assistant", "content": "hello"}, {"role": "user", "content": "and?"}]
+    warning = scope_warning(scoped, second) or ""
+    assert warning.startswith("note: this request has earlier turns, which the model's chat template serves")
+    assert "`lf-wrap serve --chat-template training`" in warning
 
 
 def test_llama31_date_block_is_fixed_by_default_system_when_the_data_has_no_system_prompts(shaped):

@@ -212,6 +212,9 @@ def report_lines(check: dict[str, Any], model_dir: Path) -> list[str]:
     lines.append(f"verdict   {verdict}" + (f" ({harm})" if harm else "") + f": {MEANING.get(verdict, verdict)}")
     if check.get("note"):
         lines.append(f"note      {check['note']}")
+    scoped = scope(check)
+    if scoped:
+        lines.append(f"scope     {scoped['line']}")
     if verdict == "agree":
         lines.append("          (turn by turn: each prompt, each answer's end, with and without a system prompt)")
     lines.extend(fix_lines(check))
@@ -219,6 +222,67 @@ def report_lines(check: dict[str, Any], model_dir: Path) -> list[str]:
         verdict = check.get("training_jinja_verdict") or "cannot be made"
         lines.append(f"this project serves with the training template (chat_template: training): {verdict}")
     return lines
+
+
+# What a request must hold to meet a difference the data did not train (the kind of conversation).
+PARTS = {
+    "system_prompt": "a system prompt",
+    "multi_turn": "a second turn (earlier turns in the prompt)",
+    "thinking": "thinking switched per request (enable_thinking)",
+}
+
+
+def scope(check: dict[str, Any]) -> dict[str, Any] | None:
+    """Where an agreement holds only for this data: the harmful differences the check found in
+    kinds of conversation the project's data never trains (and so did not count). None when there
+    are none, or when the verdict is harmful anyway (then train refuses and says so).
+
+    {"agrees_for": "single-turn, no system prompts", "differs_with": ["system_prompt", ...],
+     "line": "agrees for this data (...); differs with a system prompt (differs_system_prompt)"}"""
+    if check.get("harmful") or check.get("serve_with") == "training":
+        return None
+    found: dict[str, str] = {}
+    for conv in check.get("conversations", []):
+        verdict = conv.get("verdict")
+        # a prompt that differs (an answer's end that differs is harmless after the stop token, and is not here)
+        if verdict not in ("differs_prompt", "differs_system_prompt", "differs_earlier_turns") or conv.get("harmful"):
+            continue
+        notes = " ".join([conv.get("note") or "", *conv.get("notes", [])])
+        if conv.get("not_counted"):
+            found.setdefault("system_prompt", verdict)
+        elif conv.get("informational"):
+            found.setdefault("thinking", verdict)
+        elif "single-turn" in notes:  # counted, harmless only because the data never trains a second turn
+            found.setdefault("multi_turn", verdict)
+    if not found:
+        return None
+    data = check.get("data") or {}
+    kinds = ["with system prompts" if data.get("with_system") else "no system prompts",
+             "multi-turn" if data.get("multi_turn") else "single-turn"]  # fmt: skip
+    agrees_for = ", ".join(reversed(kinds))
+    differs = "; ".join(f"{PARTS[part]} ({verdict})" for part, verdict in found.items())
+    return {"agrees_for": agrees_for, "differs_with": list(found),
+            "line": f"agrees for this data ({agrees_for}); differs with {differs}"}  # fmt: skip
+
+
+def scope_warning(scope_: dict[str, Any] | None, messages: list[dict[str, str]]) -> str | None:
+    """What to say when a request uses a part of the conversation the agreement does not cover
+    (None: it does not, or there is no such part)."""
+    if not scope_:
+        return None
+    parts = set(scope_.get("differs_with") or [])
+    used = []
+    if "system_prompt" in parts and any(m.get("role") == "system" for m in messages):
+        used.append("a system prompt")
+    if "multi_turn" in parts and sum(m.get("role") == "user" for m in messages) > 1:
+        used.append("earlier turns")
+    if not used:
+        return None
+    return (
+        f"note: this request has {' and '.join(used)}, which the model's chat template serves differently than "
+        f"LLaMA-Factory trained (the template check: {scope_['line']}); the answer may be off. Serve what training "
+        "rendered: `lf-wrap serve --chat-template training`, or train on data that has them"
+    )
 
 
 def serve_training_agrees(check: dict[str, Any]) -> bool:
@@ -247,6 +311,9 @@ def progress_line(check: dict[str, Any]) -> str:
             f"template check: served with the training template (chat_template: training), which renders what "
             f"{template!r} trains on ({check.get('training_jinja_verdict')}); the model's own template: {verdict}{how}"
         )
+    scoped = scope(check)
+    if scoped:
+        return f"template check: {template!r} and the model's chat template: {scoped['line']}{how}"
     if verdict == "agree":
         return f"template check: {template!r} and the model's chat template agree (token for token{how})"
     if verdict == "no_chat_template":

@@ -21,6 +21,7 @@ from lf_wrap.model.template_agreement import (
     OPTION_KEYS,
     bad_input,
     known_template,
+    scope,
     serve_training_agrees,
     training_jinja,
 )
@@ -84,6 +85,7 @@ def judge(
     with `chat_template: training` serves the template made from LLaMA-Factory's: that is judged)."""
     check = probe_project(project, model_dir, template, all_conversations=all_conversations)
     check["serve_with"] = project.config.chat_template
+    check["scope"] = scope(check)
     if project.config.chat_template == "training":
         return check, not serve_training_agrees(check)
     return check, bool(check["harmful"])

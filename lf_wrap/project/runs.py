@@ -58,6 +58,14 @@ class RunFolder:
         found = train.get("thinking") if isinstance(train, dict) else None
         return found if isinstance(found, dict) else {}
 
+    def template_scope(self) -> dict[str, Any] | None:
+        """Where the run's template check agreed only for its data (model/template_agreement.py's
+        `scope`, as `train` recorded it); None when it agreed everywhere, or before training."""
+        train = self.manifest().get("train")
+        check = train.get("template_check") if isinstance(train, dict) else None
+        found = check.get("scope") if isinstance(check, dict) else None
+        return found if isinstance(found, dict) and isinstance(found.get("line"), str) else None
+
     def server(self) -> dict[str, Any] | None:
         """The record of the run's detached server (serve.json); None when there is none."""
         return read_server_record(self.server_record)

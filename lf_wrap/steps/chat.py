@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lf_wrap.engines.openai_api import Client, Piece
+from lf_wrap.model.template_agreement import scope_warning
 from lf_wrap.project.target import Target
 from lf_wrap.util import console
 from lf_wrap.util.errors import ExternalError, LfWrapError
@@ -66,6 +67,9 @@ class Conversation:
         self.max_tokens = max_tokens
         self.thinking = thinking
         self.history: list[dict[str, str]] = []
+        # where the run's template check agreed only for its data (a system prompt, a second turn)
+        self.scope = target.run.template_scope() if target.run else None
+        self.cautioned: set[str] = set()  # the terminal says each caution once a session
 
     @property
     def base_url(self) -> str:
@@ -114,10 +118,18 @@ class Conversation:
         temperature: float | None = None,
         max_tokens: int | None = None,
         thinking: bool | None = None,
+        said: set[str] | None = None,
     ) -> Generator[Piece, None, None]:
-        """Stream one answer as Pieces (engines/openai_api.py's Client.stream_answer, with this chat's settings)."""
+        """Stream one answer as Pieces (engines/openai_api.py's Client.stream_answer, with this chat's settings).
+        A request that uses what the run's template check found served differently than trained (a system
+        prompt, earlier turns, where the data had none) gets a "note" first; with `said`, once per session."""
         if self.model is None:  # --base-url without --model, and the server was down at the start
             self.connect()
+        caution = scope_warning(self.scope, messages)
+        if caution and (said is None or caution not in said):
+            if said is not None:
+                said.add(caution)
+            yield Piece("note", caution)
         yield from self.client.stream_answer(
             messages,
             max_tokens=max_tokens or self.max_tokens,
@@ -128,7 +140,7 @@ class Conversation:
     def ask(self, question: str) -> Generator[Piece, None, None]:
         """Stream the answer to `question`; a complete answer joins the history with its question."""
         answer: list[str] = []
-        for piece in self.stream(self.messages(question)):
+        for piece in self.stream(self.messages(question), said=self.cautioned):
             if piece.kind == "answer":
                 answer.append(piece.text)
             yield piece

@@ -25,6 +25,7 @@ from typing import Any
 
 from lf_wrap.engines.vllm import AUTH_MIDDLEWARE, KEY_ENV, TCMALLOC_HINT, Vllm
 from lf_wrap.model.folder import check_model_dir
+from lf_wrap.model.template_agreement import PARTS
 from lf_wrap.model.thinking import serve_flags
 from lf_wrap.project.chat_template import chat_template_file, served_template
 from lf_wrap.project.config import Project
@@ -196,7 +197,17 @@ def plan_for(project: Project, *, chat_template: str | None, **options: Any) -> 
     template_file = chat_template_file(project, choice) if choice is not None else None
     if template_file is not None:
         console.note(f"chat template: {template_file}")
-    return plan(project, chat_template=template_file, **options)
+    served = plan(project, chat_template=template_file, **options)
+    # the run's own model (merged, or base + adapter) with its own template: the run's check applies
+    scoped = served.run.template_scope() if template_file is None and options.get("model") is None else None
+    if scoped:  # the model's own template serves some conversations differently than trained: say which
+        parts = " or ".join(PARTS[part] for part in scoped["differs_with"] if part in PARTS)
+        served.warnings.append(
+            f"note: the template check {scoped['line']}: a request with {parts} is served a prompt the model "
+            "was not trained on (`lf-wrap chat` says so when one does); `--chat-template training` serves what "
+            "training rendered"
+        )
+    return served
 
 
 def plan_to_compare(project: Project, model: Path | None, adapter: Path | None, served_name: str | None) -> ServePlan:

@@ -20,7 +20,7 @@ from lf_wrap.data.stats import char_lengths
 from lf_wrap.engines.llamafactory import LlamaFactory
 from lf_wrap.engines.training_log import LogMetrics, average_loss, last_checkpoint, read_trainer_log, reward_summary
 from lf_wrap.model.folder import count_parameters, human_count
-from lf_wrap.model.template_agreement import progress_line, raise_if_harmful
+from lf_wrap.model.template_agreement import progress_line, raise_if_harmful, scope
 from lf_wrap.model.thinking import training_thinking
 from lf_wrap.model.tokenizer import check_tokenizer_class
 from lf_wrap.project.chat_template import data_shape, training_options
@@ -204,6 +204,7 @@ def plan(
         p.probe = probe
         check = probe["template_check"]
         check["serve_with"] = project.config.chat_template
+        check["scope"] = scope(check)  # where it agrees for this data only: the manifest keeps it for chat
         # the verdict, the first difference and the verified fixes
         raise_if_harmful(check, model_dir, project.config.chat_template)
         if check["verdict"] == "no_chat_template":
