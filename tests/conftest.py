@@ -25,6 +25,16 @@ DATASETS = REPO / "datasets"
 os.environ["LF_WRAP_TEST_SEED"] = os.environ.get("LF_WRAP_TEST_SEED") or str(random.SystemRandom().randrange(20))
 TRAIN_SEED = int(os.environ["LF_WRAP_TEST_SEED"])
 
+# Under pytest-xdist the workers' engines share the CPUs: each training or generating process
+# gets its share of threads (one each for two workers on two cores). Two processes of two
+# OpenMP threads each on two cores stall at every barrier (measured: the real model's replay
+# answers 10 min instead of ~3, a family's training 4 min instead of ~1.5).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    _share = max(1, _cpus // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1))
+    for _key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_key, str(_share))
+
 # The files that take longest start first (durations of a clean-clone `make test --durations`:
 # the real model ~18 min, the five families ~10, the benchmarks' smoke runs ~7, the README tour
 # ~4 ...): with two workers each file runs whole on one of them (--dist loadfile), and a long

@@ -81,3 +81,27 @@ def test_a_validation_split_logs_eval_loss_and_eval_answers_the_held_out_rows(tr
     assert out["rows_from"]["kind"] == "held-out split" and out["summary"]["rows"] == 6  # ceil(0.1 x 56)
     page = (run_dir / "report.html").read_text(encoding="utf-8")
     assert 'class="series eval"' in page and "held-out split" in page
+
+
+def test_a_damaged_adapter_fails_the_gate_with_the_rows_that_got_worse(trained):
+    """The demo's adapter with its LoRA B matrices scaled up 30x (what a bad merge or a corrupted
+    upload does): the answers collapse, and `eval --fail-on worse>0` exits 1 naming the rows."""
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    run_dir = trained["root"] / "runs" / "damaged"
+    shutil.copytree(trained["run"], run_dir, ignore=shutil.ignore_patterns("merged", "serve.*", "eval.json"))
+    weights = run_dir / "output" / "adapter_model.safetensors"
+    tensors = load_file(str(weights))
+    assert any("lora_B" in name for name in tensors)
+    save_file({k: v * 30 if "lora_B" in k else v for k, v in tensors.items()}, str(weights))
+
+    result = lfw("eval", "--config", trained["config"], "--set", "run_name=damaged", "--fail-on", "worse>0",
+                 "--no-canary", "--json")  # fmt: skip
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-3000:]
+    out = json.loads(result.stdout)
+    worse = [r for r in out["rows"] if r["verdict"] == "worse"]
+    assert out["exit_code"] == 1 and "worse>0" in out["error"] and worse
+    assert [(g["rule"], g["failed"]) for g in out["gate"]] == [("worse>0", True)]
+    assert f"rows that got worse: {min(r['index'] for r in worse)}" in out["error"]  # named, by row

@@ -139,4 +139,9 @@ def test_family_is_trained_exported_served_and_answers_like_its_data(workspace: 
         # A thinking model's think block comes back apart from the answer; a no-think one has none.
         expected = checks["golden"]["total"] if case.parser and not no_think else 0
         assert checks["golden"]["with_reasoning"] == expected
+        if name == "qwen3":  # trained thinking: a client that turns it off feeds the model an untrained prompt
+            off = lfw("check", *sets, "--no-thinking", "--no-golden", "--json", cwd=workspace)
+            drift = {c["name"]: c for c in json.loads(off.stdout)["checks"]}["parity"]
+            assert off.returncode == 1 and drift["same"] == 0, drift
+            assert "<think>" in drift["differs"][0]["served"] and "<think>" not in drift["differs"][0]["trained"]
     print(f"{name}: {time.monotonic() - started:.0f} s", file=sys.stderr)

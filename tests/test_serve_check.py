@@ -219,3 +219,38 @@ def test_tensor_parallel_2_on_cpu_passes_check(trained, detached):
     assert json.loads(check.stdout)["ok"] is True
     log = (trained["run"] / "serve.log").read_text()
     assert "world_size=2" in log
+
+
+def test_a_served_template_without_the_generation_prompt_or_a_tokenizer_that_differs_fails_parity(trained, tmp_path):
+    """Two serving setups that drift from training the way users meet it (issue: 'worse when served'),
+    each caught on the first token the server feeds the model differently."""
+    import re
+
+    merged = trained["run"] / "merged"
+    template = (merged / "chat_template.jinja").read_text()
+    cut = re.sub(r"\{%-? if add_generation_prompt %\}.*?\{%-? endif %\}", "", template, flags=re.S)
+    assert cut != template
+    (tmp_path / "no-prompt.jinja").write_text(cut)
+    lowered = tmp_path / "lowered"  # the same model, its tokenizer lower-casing text (a changed normaliser)
+    shutil.copytree(merged, lowered)
+    tokenizer = json.loads((lowered / "tokenizer.json").read_text())
+    tokenizer["normalizer"] = {"type": "Lowercase"}
+    (lowered / "tokenizer.json").write_text(json.dumps(tokenizer))
+
+    def parity(*serve_args: object) -> dict:
+        with Served(trained["config"], "--set", "run_name=drift", *serve_args, "--served-model-name", "conch") as s:
+            done = lfw("check", "--config", trained["config"], "--base-url", s.url, "--model", "conch",
+                       "--no-golden", "--json")  # fmt: skip
+        assert done.returncode == 1, done.stdout + done.stderr
+        return {c["name"]: c for c in json.loads(done.stdout)["checks"]}["parity"]
+
+    no_prompt = parity("--model", merged, "--chat-template", tmp_path / "no-prompt.jinja")
+    first = no_prompt["differs"][0]
+    assert no_prompt["same"] == 0 and first["served_tokens"] < first["trained_tokens"] == first["at"] + 3
+    assert first["trained"].endswith("⟨<|im_start|>assistant\n⟩") and first["served"].endswith("⟨⟩")
+
+    other_tokenizer = parity("--model", lowered)
+    first = other_tokenizer["differs"][0]
+    assert other_tokenizer["same"] == 0
+    trained_text, served_text = first["trained"].split("⟨")[1], first["served"].split("⟨")[1]
+    assert trained_text != trained_text.lower() and served_text == served_text.lower(), first
