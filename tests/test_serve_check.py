@@ -231,11 +231,16 @@ def test_a_served_template_without_the_generation_prompt_or_a_tokenizer_that_dif
     cut = re.sub(r"\{%-? if add_generation_prompt %\}.*?\{%-? endif %\}", "", template, flags=re.S)
     assert cut != template
     (tmp_path / "no-prompt.jinja").write_text(cut)
-    lowered = tmp_path / "lowered"  # the same model, its tokenizer lower-casing text (a changed normaliser)
-    shutil.copytree(merged, lowered)
-    tokenizer = json.loads((lowered / "tokenizer.json").read_text())
-    tokenizer["normalizer"] = {"type": "Lowercase"}
-    (lowered / "tokenizer.json").write_text(json.dumps(tokenizer))
+    # the same model, its tokenizer one BPE merge short ('You' is now 'Y' + 'ou'): the same text, other ids,
+    # as a tokenizer of another version or conversion gives (transformers 5 rebuilds Qwen2's normaliser
+    # itself, so the vocabulary is where such a difference can live)
+    other = tmp_path / "other-tokenizer"
+    shutil.copytree(merged, other)
+    tokenizer = json.loads((other / "tokenizer.json").read_text())
+    merges = tokenizer["model"]["merges"]
+    tokenizer["model"]["merges"] = [m for m in merges if "".join(m) != "You"]
+    assert len(tokenizer["model"]["merges"]) == len(merges) - 1
+    (other / "tokenizer.json").write_text(json.dumps(tokenizer))
 
     def parity(*serve_args: object) -> dict:
         with Served(trained["config"], "--set", "run_name=drift", *serve_args, "--served-model-name", "conch") as s:
@@ -249,8 +254,9 @@ def test_a_served_template_without_the_generation_prompt_or_a_tokenizer_that_dif
     assert no_prompt["same"] == 0 and first["served_tokens"] < first["trained_tokens"] == first["at"] + 3
     assert first["trained"].endswith("⟨<|im_start|>assistant\n⟩") and first["served"].endswith("⟨⟩")
 
-    other_tokenizer = parity("--model", lowered)
+    other_tokenizer = parity("--model", other)
     first = other_tokenizer["differs"][0]
-    assert other_tokenizer["same"] == 0
-    trained_text, served_text = first["trained"].split("⟨")[1], first["served"].split("⟨")[1]
-    assert trained_text != trained_text.lower() and served_text == served_text.lower(), first
+    # every prompt starts with the system prompt "You are ...": token 3, after <|im_start|>system\n
+    assert other_tokenizer["same"] == 0 and first["at"] == 3, first
+    assert first["served_tokens"] > first["trained_tokens"]
+    assert first["trained"].split("⟨")[1].startswith("You are") and first["served"].split("⟨")[1].startswith("You")
