@@ -84,7 +84,11 @@ def main() -> None:
         "overhead_real" if args.real else "overhead",
         {
             "compares": "`lf-wrap train` vs bare `llamafactory-cli train`, same YAML"
-            + (f", {cfg} (a real model), {runs} round" if args.real else ""),
+            + (
+                f", {Path(cfg).parent.name}/{Path(cfg).name} (SmolLM2-135M-Instruct, `make demo-real`), {runs} round"
+                if args.real
+                else ""
+            ),
             "summary": f"{(w / b - 1) * 100:+.1f}% wall time (wrapper); with the template check "
             f"{(c / b - 1) * 100:+.1f}% once remembered, {(first / b - 1) * 100:+.1f}% the first time "
             f"(+{first - b:.0f} s, once per model/template)",

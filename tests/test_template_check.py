@@ -176,6 +176,7 @@ def shaped(
         "r1-lookalike": {"model_dir": str(tiny_family("deepseek-r1-distill")), "template": "deepseekr1",
                          "data": SINGLE_TURN},
         "llama3-lookalike": {"model_dir": str(tiny_family("llama3")), "template": "llama3", "data": SINGLE_TURN},
+        "yi-single-turn": {"model_dir": str(families["yi1.5"]), "template": "yi", "data": SINGLE_TURN},
     }  # fmt: skip
     r1 = tmp_path_factory.mktemp("r1") / "tiny-r1"  # with the fix `train` asks for (test_families.py)
     shutil.copytree(tiny_family("deepseek-r1-distill"), r1)
@@ -209,6 +210,21 @@ def test_an_agreement_for_this_data_only_says_where_it_ends_and_warns_a_request_
     warning = scope_warning(scoped, second) or ""
     assert warning.startswith("note: this request has earlier turns, which the model's chat template serves")
     assert "`lf-wrap serve --chat-template training`" in warning
+
+
+def test_yis_bare_system_text_is_honest_for_data_without_system_prompts(shaped):
+    """Yi-1.5 writes a system prompt as bare text, LLaMA-Factory's `yi` in its own turn: harmful for
+    data with system prompts (EXPECTED), and for data without them not 'agree' but where it ends."""
+    check = shaped["yi-single-turn"]
+    assert not check["harmful"]
+    scoped = scope(check)
+    assert scoped is not None and scoped["differs_with"] == ["system_prompt"], check
+    # with a system prompt the served prompt differs from its first turn on (the bare text): differs_prompt
+    assert (
+        scoped["line"]
+        == "agrees for this data (single-turn, no system prompts); differs with a system prompt (differs_prompt)"
+    )
+    assert progress_line(check).endswith(scoped["line"])
 
 
 def test_llama31_date_block_is_fixed_by_default_system_when_the_data_has_no_system_prompts(shaped):
