@@ -243,6 +243,8 @@ def test_the_page_notes_a_request_that_uses_what_the_data_never_trained(tmp_path
     (run / "manifest.json").write_text(json.dumps({"train": {"template_check": {"scope": SCOPE}}}))
     conv = Conversation(Target(fake.url, "fake-model", None, run=RunFolder(run)))
     client = TestClient(create_app(conv), base_url="http://127.0.0.1:7860")
+    assert client.get("/api/info").json()["template_scope"] == SCOPE["line"]  # shown under the system prompt
+    assert 'id="scope-note"' in client.get("/").text
     body = {"messages": [{"role": "user", "content": "Who are you?"}], "system": "Be kind."}
     for _ in range(2):  # every request that has one: the page has no session to remember it in
         done = events(client.post("/api/chat", json=body))[-1]

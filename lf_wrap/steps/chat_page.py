@@ -50,6 +50,8 @@ def info(conv: Conversation) -> dict[str, Any]:
         "template": conv.template,
         "thinking": conv.thinking if conv.thinking is not None else conv.thinking_mode != "no-think",
         "system": conv.system or "",
+        # where the run's template check agreed only for its data ("... differs with a system prompt")
+        "template_scope": conv.scope["line"] if conv.scope else None,
         "temperature": conv.temperature,
         "temperature_source": conv.temperature_source,
         "max_tokens": conv.max_tokens,
