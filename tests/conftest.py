@@ -30,8 +30,9 @@ TRAIN_SEED = int(os.environ["LF_WRAP_TEST_SEED"])
 # OpenMP threads each on two cores stall at every barrier (measured: the real model's replay
 # answers 10 min instead of ~3, a family's training 4 min instead of ~1.5).
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    _cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    _share = max(1, _cpus // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1))
+    from lf_wrap.engines.vllm import usable_cpus
+
+    _share = max(1, usable_cpus() // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1))
     for _key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_key, str(_share))
 

@@ -43,8 +43,12 @@ class FakeOpenAI:
     url: str = ""  # http://127.0.0.1:PORT, set once started
 
     def answer(self, messages: list[dict[str, Any]]) -> str:
-        last = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
-        return self.answers.get(last, self.default_answer)
+        return self.answers.get(last_user(messages), self.default_answer)
+
+
+def last_user(messages: list[dict[str, Any]]) -> str:
+    """The last user message's text (what `answers` and `finish_reasons` are keyed by)."""
+    return next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
 
 
 def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
@@ -115,8 +119,7 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 message = {"role": "assistant", "content": text}
                 if fake.reasoning is not None:
                     message["reasoning"] = fake.reasoning
-                last = next((m.get("content") for m in reversed(body["messages"]) if m.get("role") == "user"), "")
-                reason = fake.finish_reasons.get(last, fake.finish_reason)
+                reason = fake.finish_reasons.get(last_user(body["messages"]), fake.finish_reason)
                 choice = {"index": 0, "message": message, "finish_reason": reason}
                 self._send(200, {**base, "object": "chat.completion", "choices": [choice], "usage": usage})
                 return
