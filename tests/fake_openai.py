@@ -136,7 +136,8 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 for i, delta in enumerate(deltas):
                     if fake.drop_after is not None and i >= fake.drop_after:
                         return  # the connection closes here: no finish_reason, no [DONE]
-                    finish = fake.finish_reason if i == len(deltas) - 1 else None
+                    last = i == len(deltas) - 1
+                    finish = fake.finish_reasons.get(last_user(body["messages"]), fake.finish_reason) if last else None
                     chunk = {**base, "object": "chat.completion.chunk",
                              "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
                     event = f"data: {json.dumps(chunk)}\n\n".encode()

@@ -101,6 +101,39 @@ def test_answers_cut_at_max_tokens_say_so(fake):
     assert "[cut at --max-tokens 3]" in result.stderr
 
 
+def test_json_keeps_one_line_per_question_when_an_answer_spans_lines(fake):
+    fake.answers["Write a poem."] = "Roses are red,\nconchs are wise."
+    fake.finish_reasons["What is your name?"] = "length"
+    fake.reasoning = "Thinking."
+    result = chat("--base-url", fake.url, "--json", input="Write a poem.\nWhat is your name?\n")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records == [
+        {"question": "Write a poem.", "answer": "Roses are red,\nconchs are wise.", "reasoning": "Thinking.",
+         "finish_reason": "stop"},
+        {"question": "What is your name?", "answer": "My name is the Magic Conch.", "reasoning": "Thinking.",
+         "finish_reason": "length"},
+    ]  # fmt: skip
+    assert "[cut at --max-tokens 512]" in result.stderr
+    plain = chat("--base-url", fake.url, input="Write a poem.\n")
+    assert plain.stdout == "Roses are red,\nconchs are wise.\n"  # as the model wrote it
+
+
+def test_json_records_a_failed_question_and_the_session_goes_on(fake):
+    fake.drop_after = 2
+    result = chat("--base-url", fake.url, "--json", input="Who are you?\nWhat is your name?\n")
+    assert result.returncode == 1
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    assert first["answer"] == "I am" and first["finish_reason"] is None
+    assert "the answer stream ended before the answer was complete" in first["error"]
+    assert "serve.log" in first["hint"] and second["question"] == "What is your name?"
+
+
+def test_json_and_web_together_are_a_usage_error():
+    result = chat("--web", "--json", input="")
+    assert result.returncode == 2 and "--json is for questions piped to the terminal chat" in result.stderr
+
+
 # -- bad input: a message, never a traceback --------------------------------------------------
 def test_a_server_that_is_down_is_one_message():
     result = chat("--base-url", f"http://127.0.0.1:{free_port()}", input="hi\n")
@@ -317,7 +350,8 @@ def test_the_page_shows_model_and_endpoint_and_streams_answers(web, fake):
     assert resp.headers["content-type"].startswith("application/x-ndjson")
     got = events(resp)
     assert "".join(e.get("answer", "") for e in got) == "I am the Magic Conch."
-    assert len([e for e in got if "answer" in e]) > 1 and got[-1] == {"done": True, "notes": []}
+    assert len([e for e in got if "answer" in e]) > 1
+    assert got[-1] == {"done": True, "notes": [], "finish_reason": "stop"}
     sent = posts(fake)[-1]
     assert sent["messages"][0] == {"role": "system", "content": "Be kind."}
     assert sent["temperature"] == 0.2 and sent["max_tokens"] == 9 and "chat_template_kwargs" not in sent

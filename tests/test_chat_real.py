@@ -37,10 +37,11 @@ def served(trained: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def test_piped_chat_answers_the_demo_questions_like_its_training_data(served):
     questions = "".join(f"{q}\n/reset\n" for q, _ in ROWS)  # each question on its own, as it was trained
-    result = lfw("chat", "--config", served["config"], input=questions, env={"LF_WRAP_API_KEY": KEY})
+    result = lfw("chat", "--config", served["config"], "--json", input=questions, env={"LF_WRAP_API_KEY": KEY})
     assert result.returncode == 0, result.stderr
-    answers = result.stdout.splitlines()
-    assert len(answers) == len(ROWS)
+    records = [json.loads(line) for line in result.stdout.splitlines()]  # one per question, whatever it answered
+    assert [r["question"] for r in records] == [q for q, _ in ROWS]
+    answers = [r["answer"] for r in records]
     exact = sum(got == want for got, (_, want) in zip(answers, ROWS, strict=True))
     assert exact / len(ROWS) >= MIN_EXACT, list(zip(answers, ROWS, strict=True))[:5]
 

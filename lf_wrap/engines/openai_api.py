@@ -22,7 +22,8 @@ from lf_wrap.util.errors import ExternalError
 
 @dataclass
 class Piece:
-    """A piece of a streamed answer: kind "reasoning", "answer", or "note" (said, not part of it)."""
+    """A piece of a streamed answer: kind "reasoning", "answer", "note" (said, not part of it), or
+    "finish" (last: the server's finish_reason, "stop" or "length")."""
 
     kind: str
     text: str
@@ -228,8 +229,8 @@ class Client:
         temperature: float | None = None,
         extra_body: dict[str, Any] | None = None,
     ) -> Generator[Piece, None, None]:
-        """Stream one answer as Pieces (a "note" when it was cut at `max_tokens`). Raises ExternalError
-        (with a hint) when the request fails or the stream ends before the server says it is complete."""
+        """Stream one answer as Pieces (a "note" when it was cut at `max_tokens`, then its "finish"). Raises
+        ExternalError (with a hint) when the request fails or the stream ends before the server says it is complete."""
         import openai
 
         options: dict[str, Any] = {} if temperature is None else {"temperature": temperature}
@@ -272,3 +273,4 @@ class Client:
             )
         if finish == "length":
             yield Piece("note", f"[cut at --max-tokens {max_tokens}]")
+        yield Piece("finish", finish)

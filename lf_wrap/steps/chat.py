@@ -11,6 +11,7 @@ answer the server cut off, or that Ctrl-C stopped, is said so and left out of th
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 from collections.abc import Generator
 from pathlib import Path
@@ -172,13 +173,15 @@ def describe(conv: Conversation) -> str:
 
 class Terminal:
     """Reads questions, prints answers. Interactive (a TTY): a prompt, line editing, a header,
-    reasoning dimmed. Piped: one question per line, one answer per question on stdout, nothing
-    else there (reasoning and messages go to stderr)."""
+    reasoning dimmed. Piped: one question per line, each answer on stdout ending with a newline
+    (an answer may itself span lines), nothing else there (reasoning and messages go to stderr).
+    JSON (`--json`, always piped): one JSON object per question on its own line (JSON Lines)."""
 
-    def __init__(self, conv: Conversation, stdin: TextIO, interactive: bool) -> None:
+    def __init__(self, conv: Conversation, stdin: TextIO, interactive: bool, as_json: bool = False) -> None:
         self.conv = conv
         self.stdin = stdin
-        self.interactive = interactive
+        self.interactive = interactive and not as_json
+        self.as_json = as_json
         self.failures = 0
 
     def say(self, text: str) -> None:
@@ -238,13 +241,20 @@ class Terminal:
         out = sys.stdout
         pieces = self.conv.ask(question)
         started = {"reasoning": False, "answer": False}
+        record: dict[str, Any] = {"question": question, "answer": "", "reasoning": None, "finish_reason": None}
         notes: list[str] = []
         try:
             for piece in pieces:
                 if piece.kind == "note":
                     notes.append(piece.text)
                     continue
-                if piece.kind == "reasoning":
+                if piece.kind == "finish":
+                    record["finish_reason"] = piece.text
+                    continue
+                if self.as_json:
+                    key = "answer" if piece.kind == "answer" else "reasoning"
+                    record[key] = (record[key] or "") + piece.text
+                elif piece.kind == "reasoning":
                     self.show_reasoning(piece.text, first=not started["reasoning"])
                 elif piece.kind == "answer":
                     if self.interactive and started["reasoning"] and not started["answer"]:
@@ -254,14 +264,19 @@ class Terminal:
                 started[piece.kind] = True
         except KeyboardInterrupt:
             pieces.close()
+            record["finish_reason"] = "interrupted"
             notes.append("[answer stopped (Ctrl-C); it is not kept in the conversation]")
         except LfWrapError as err:
             pieces.close()
             self.failures += 1
+            record["error"], record["hint"] = err.message, err.hint
             notes.append(f"Error: {err}")
-        if started["reasoning"] and not self.interactive:
-            sys.stderr.write("\n")
-        out.write("\n")  # piped: exactly one line per question (empty when it failed), whatever happened
+        if self.as_json:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")  # one line per question, whatever happened
+        else:
+            if started["reasoning"] and not self.interactive:
+                sys.stderr.write("\n")
+            out.write("\n")  # each answer ends with a newline (an empty line when it failed)
         out.flush()
         for note in notes:
             self.say(note)
@@ -276,10 +291,13 @@ class Terminal:
             sys.stderr.flush()
 
 
-def chat_in_terminal(conv: Conversation, stdin: TextIO | None = None, interactive: bool | None = None) -> int:
-    """The terminal chat; returns the exit status (1 when a question got an error instead of an answer)."""
+def chat_in_terminal(
+    conv: Conversation, stdin: TextIO | None = None, interactive: bool | None = None, as_json: bool = False
+) -> int:
+    """The terminal chat; returns the exit status (1 when a question got an error instead of an answer).
+    `as_json`: the piped session with one JSON object per question on stdout."""
     stdin = stdin or sys.stdin
     if interactive is None:
         interactive = stdin.isatty() and sys.stdout.isatty()
     conv.connect()
-    return Terminal(conv, stdin, interactive).run()
+    return Terminal(conv, stdin, interactive, as_json).run()

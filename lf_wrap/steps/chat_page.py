@@ -115,10 +115,13 @@ def answer_lines(conv: Conversation, request: dict[str, Any]) -> Iterator[bytes]
         thinking=request["thinking"],
     )
     notes = []
+    finish = None
     try:
         for piece in pieces:
             if piece.kind == "note":
                 notes.append(piece.text)
+            elif piece.kind == "finish":
+                finish = piece.text
             else:
                 yield line({piece.kind: piece.text})
     except LfWrapError as err:
@@ -126,7 +129,7 @@ def answer_lines(conv: Conversation, request: dict[str, Any]) -> Iterator[bytes]
         return
     finally:
         pieces.close()
-    yield line({"done": True, "notes": notes})
+    yield line({"done": True, "notes": notes, "finish_reason": finish})
 
 
 def create_app(conv: Conversation, host: str = "127.0.0.1") -> Any:
