@@ -30,7 +30,7 @@ SERVE_STAMP := $(SERVE_VENV)/.lf-wrap-installed
 TRAIN_VENV  := .venvs/train
 TRAIN_STAMP := $(TRAIN_VENV)/.lf-wrap-installed
 
-.PHONY: demo-real fetch-smollm2 setup setup-train setup-serve setup-browser serve check chat bench sweep test-fast setup-tcmalloc test lint demo demo-dpo render finetune export clean docs
+.PHONY: demo-real demo-gguf fetch-smollm2 setup setup-train setup-serve setup-llamacpp setup-go setup-browser serve check chat bench sweep test-fast setup-tcmalloc test lint demo demo-dpo render finetune export clean docs
 
 ## setup: create .venv and install lf-wrap with everything its tests need (idempotent)
 setup: $(STAMP)
@@ -62,12 +62,16 @@ $(SERVE_STAMP): requirements/serve.lock
 	$(SERVE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/serve.lock
 	@touch $@
 
+## setup-llamacpp: llama.cpp's llama-server and llama-quantize (for `export --format gguf` and `serve --engine llama.cpp`), built once per machine from requirements/llamacpp.lock into ~/.cache/lf-wrap/llama.cpp (~9 min on 2 cores)
+setup-llamacpp: setup
+	$(PY) -m lf_wrap.engines.llamacpp_build
+
 ## test: the whole test suite (CPU only: no GPU, no network beyond loopback)
-test: setup setup-train setup-serve setup-browser fetch-smollm2
+test: setup setup-train setup-serve setup-llamacpp setup-go setup-browser fetch-smollm2
 	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 ## test-fast: the edit loop: unit tests and fake-engine tests, no real training or serving (~1 min)
-test-fast: setup
+test-fast: setup setup-go
 	$(PY) -m pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 ## lint: ruff (style, formatting) and mypy (types; settings in pyproject.toml [tool.mypy])
@@ -147,6 +151,19 @@ demo-dpo: setup setup-train
 	@echo "  merged model   runs/magic-conch-dpo/merged/"
 	@echo "  margins        runs/magic-conch-dpo/preference_eval.json"
 
+## demo-gguf: after `make demo` (run first if needed): the demo run as GGUF (q8_0) with an Ollama Modelfile whose TEMPLATE is proven, served by llama.cpp, checked (golden answers, stop, parity), then stopped
+demo-gguf: setup setup-train setup-llamacpp setup-go
+	@test -f runs/magic-conch/merged/config.json || $(MAKE) demo
+	$(LFW) export $(CONFIG_ARG) --format gguf --overwrite
+	@if $(LFW) serve status $(CONFIG_ARG) >/dev/null 2>&1; then $(LFW) serve stop $(CONFIG_ARG); fi
+	$(LFW) serve $(CONFIG_ARG) --engine llama.cpp --detach --port $(PORT)
+	$(LFW) check $(CONFIG_ARG) --concurrency 16 --requests 64 || { $(LFW) serve stop $(CONFIG_ARG); exit 1; }
+	$(LFW) serve stop $(CONFIG_ARG)
+	@echo "demo-gguf done:"
+	@echo "  GGUF           runs/magic-conch/gguf/magic-conch.q8_0.gguf (chat template and stop token inside)"
+	@echo "  Ollama         runs/magic-conch/gguf/Modelfile (ollama create magic-conch -f runs/magic-conch/gguf/Modelfile)"
+	@echo "  serve it again lf-wrap serve --engine llama.cpp --config $(DEMO_CONFIG)"
+
 ## finetune: lf-wrap train with CONFIG (default: examples/magic_conch.yaml; the demo model and data are prepared if missing)
 finetune: setup setup-train
 	$(if $(CONFIG),,$(LFW) model tiny $(DEMO_MODEL))
@@ -187,6 +204,16 @@ setup-tcmalloc:
 	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq libtcmalloc-minimal4 >/dev/null 2>&1; }; }; \
 	then echo "tcmalloc: installed libtcmalloc-minimal4"; \
 	else echo "tcmalloc: not installed (apt-get install libtcmalloc-minimal4); lf-wrap serve works without it, slower on CPU"; fi
+
+## setup-go: Go (Debian's golang-go), whose text/template proves an Ollama Modelfile's TEMPLATE (installing needs root)
+setup-go:
+	@if command -v go >/dev/null 2>&1; then echo "go: present"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  { apt-get install -y -qq --no-install-recommends golang-go >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends golang-go >/dev/null; }; } && \
+	  echo "go: installed golang-go"; \
+	else echo "go: missing and cannot be installed here (not root, or no apt-get); the Modelfile tests need it:" \
+	  "sudo apt-get install golang-go"; exit 1; fi
 
 ## setup-browser: headless Chromium and its driver for the browser tests (Debian packages; installing needs root)
 setup-browser:

@@ -39,6 +39,8 @@ class FakeOpenAI:
     cut_stream_after: int | None = None
     # POST /tokenize answers {"tokens": tokenize(body)} (a non-list: that object as it is); None: no such route
     tokenize: Any = None
+    # POST /apply-template answers {"prompt": apply_template(messages)}, as llama.cpp's server; None: no such route
+    apply_template: Any = None
     requests: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""  # http://127.0.0.1:PORT, set once started
 
@@ -92,6 +94,9 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             body = json.loads(self.rfile.read(length) or b"{}")
             fake.requests.append({"method": "POST", "path": self.path, "body": body})
             if not self._authorized():
+                return
+            if self.path == "/apply-template" and fake.apply_template is not None:
+                self._send(200, {"prompt": fake.apply_template(body.get("messages") or [])})
                 return
             if self.path in ("/tokenize", "/detokenize") and fake.tokenize is not None:
                 if self.path == "/detokenize":

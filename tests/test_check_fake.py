@@ -198,6 +198,22 @@ def test_parity_fails_on_the_first_token_the_server_feeds_differently(run, proje
     assert tokenized[0]["add_generation_prompt"] is True and tokenized[0]["model"] == "conch"
 
 
+@pytest.mark.slow  # one LLaMA-Factory import in the training environment (remembered after)
+def test_parity_asks_a_llamacpp_server_for_its_rendered_prompt_then_its_tokens(run, project):
+    fake = FakeOpenAI(models=["conch"], apply_template=lambda messages: "P:" + messages[-1]["content"],
+                      tokenize=lambda body: [-7] if "content" in body else [9])  # fmt: skip
+    with serve_fake(fake) as server:
+        _project_served_by(run, project, server)
+        result = run("check", "--base-url", server.url, "--parity-rows", "2", "--no-golden", "--json")
+    parity = {c["name"]: c for c in json.loads(result.stdout)["checks"]}["parity"]
+    assert result.exit_code == 1 and parity["same"] == 0 and parity["differs"][0]["served"].startswith("⟨<-7>⟩")
+    rendered = [r["body"] for r in server.requests if r["path"] == "/apply-template"][1:]  # after the probe
+    tokenized = [r["body"] for r in server.requests if r["path"] == "/tokenize" and "content" in r["body"]]
+    assert len(rendered) == len(tokenized) == 2 and rendered[0]["messages"][-1]["role"] == "user"
+    assert tokenized[0] == {"content": "P:" + rendered[0]["messages"][-1]["content"], "add_special": True,
+                            "parse_special": True}  # as llama-server tokenizes a chat prompt  # fmt: skip
+
+
 def test_parity_is_skipped_without_a_tokenize_route_and_a_wrong_answer_is_one_message(run, project):
     with serve_fake(FakeOpenAI(models=["conch"])) as server:  # no /tokenize: 404
         _project_served_by(run, project, server)

@@ -36,8 +36,16 @@ def serve() -> None:
     """
 
 
-@serve.command("start", short_help="Serve a model with vLLM (the default: `serve ARGS` is `serve start ARGS`).")
+@serve.command("start", short_help="Serve with vLLM or llama.cpp (the default: `serve ARGS` is `serve start ARGS`).")
 @config_options
+@click.option(
+    "--engine", type=click.Choice(["vllm", "llama.cpp"]), default="vllm", show_default=True,
+    help="vllm: the merged model (safetensors); llama.cpp: the run's GGUF (`lf-wrap export --format gguf`) with "
+    "llama-server (`make setup-llamacpp`).",
+)  # fmt: skip
+@click.option(
+    "--gguf", type=click.Path(path_type=Path), help="--engine llama.cpp: this GGUF file (default: the run's)."
+)
 @click.option(
     "--model",
     "model",
@@ -73,13 +81,18 @@ def serve() -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Print the command, start nothing.")
 @click.option("--vllm-arg", "extra", multiple=True, metavar="ARG", help="Passed to vllm serve untouched (repeatable).")
+@click.option(
+    "--llamacpp-arg", "llamacpp_extra", multiple=True, metavar="ARG",
+    help="Passed to llama-server untouched (repeatable), e.g. --llamacpp-arg=--parallel=8.",
+)  # fmt: skip
 @run_options
 @json_option
 def serve_start(
     config_file: Path | None, sets: tuple[str, ...], run_name: str | None, runs_dir: Path | None, detach: bool,
     timeout_s: float, dry_run: bool, as_json: bool, **options: Any,
 ) -> None:  # fmt: skip
-    """Serve a model with `vllm serve` (the default subcommand: `lf-wrap serve ...` runs this).
+    """Serve a model with `vllm serve`, or a GGUF with llama.cpp's llama-server (the default
+    subcommand: `lf-wrap serve ...` runs this).
 
     \b
     By default the run's merged model (runs/<run_name>/merged). Examples:
@@ -88,6 +101,7 @@ def serve_start(
       lf-wrap serve --adapter runs/magic-conch/output # base model + LoRA adapter, by name
       lf-wrap serve --model some/model/dir --vllm-arg=--enforce-eager
       lf-wrap serve --chat-template training          # the prompt format LLaMA-Factory trained on
+      lf-wrap serve --engine llama.cpp --detach       # the run's GGUF (lf-wrap export --format gguf)
 
     Exit status: 0 the detached server is ready (foreground: the server exited by itself), 1 it failed
     to start or exited with an error, 2 bad input, 130/143 stopped by Ctrl-C/SIGTERM (foreground).
@@ -96,6 +110,18 @@ def serve_start(
     from lf_wrap.steps import serve as step
     from lf_wrap.steps.snippets import for_record
 
+    vllm_only = ("model", "adapter", "adapter_name", "tokenizer", "tensor_parallel_size", "pipeline_parallel_size",
+                 "data_parallel_size", "dtype", "extra")  # fmt: skip
+    if options["engine"] == "llama.cpp":
+        given = [f"--{k.replace('_', '-')}" for k in vllm_only if options[k]]
+        if given:
+            names = ", ".join(given).replace("--extra", "--vllm-arg")
+            raise click.UsageError(f"{names}: vLLM only, not --engine llama.cpp")
+        options["extra"] = options.pop("llamacpp_extra")
+    else:
+        if options["gguf"] or options["llamacpp_extra"]:
+            raise click.UsageError("--gguf and --llamacpp-arg are for --engine llama.cpp")
+        del options["llamacpp_extra"], options["gguf"], options["engine"]
     project = load_project(config_file, run_sets(sets, run_name, runs_dir))
     options["served_name"] = options.pop("served_model_name")
     p = step.plan_for(project, **options)

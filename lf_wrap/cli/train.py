@@ -89,7 +89,17 @@ def train(
 
 @click.command()
 @config_options
-@click.option("--overwrite", is_flag=True, help="Replace an existing merged model.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["hf", "gguf"]), default="hf", show_default=True,
+    help="hf: the merged model (safetensors) for vLLM and transformers; gguf: one GGUF file for llama.cpp and "
+    "Ollama, with a Modelfile (merges first when the run has no merged model).",
+)  # fmt: skip
+@click.option(
+    "--quant", metavar="TYPE", default=None,
+    help="--format gguf: f16, bf16, f32, q8_0 (default; written by llama.cpp's converter) or a k-quant such as "
+    "q4_k_m, q5_k_m, q6_k (llama-quantize).",
+)  # fmt: skip
+@click.option("--overwrite", is_flag=True, help="Replace an existing merged model (--format gguf: GGUF file).")
 @click.option("--dry-run", is_flag=True, help="Run every check the real command runs, print the YAML and the command.")
 @click.option(
     "--chat-template",
@@ -99,23 +109,53 @@ def train(
 )
 @json_option
 def export(
-    config_file: Path | None, sets: tuple[str, ...], overwrite: bool, dry_run: bool, chat_template: str | None,
-    as_json: bool,
+    config_file: Path | None, sets: tuple[str, ...], fmt: str, quant: str | None, overwrite: bool, dry_run: bool,
+    chat_template: str | None, as_json: bool,
 ) -> None:  # fmt: skip
-    """Merge the run's LoRA adapter into the base model (`llamafactory-cli export`).
+    """Merge the run's LoRA adapter into the base model (`llamafactory-cli export`), or write it as GGUF.
 
     The merged model is written to runs/<run_name>/merged and checked (weights, config,
     tokenizer, chat template) before lf-wrap reports success. With --chat-template training
     its chat template (chat_template.jinja, and tokenizer_config.json's) becomes the one
     LLaMA-Factory trained with, so any server that uses the model's template serves it.
 
+    With --format gguf, llama.cpp's own converter (built by `make setup-llamacpp`) writes
+    runs/<run_name>/gguf/<run_name>.<quant>.gguf and an Ollama Modelfile beside it; the file
+    carries the merged model's chat template and stop token, checked before it is renamed
+    into place. Serve it with `lf-wrap serve --engine llama.cpp`.
+
+    \b
+    Examples:
+      lf-wrap export                               # runs/<run_name>/merged
+      lf-wrap export --format gguf                 # q8_0
+      lf-wrap export --format gguf --quant q4_k_m
+
     Exit status: 0 exported and checked, 1 the engine failed or the result is incomplete, 2 bad input,
     130/143 interrupted by Ctrl-C/SIGTERM.
     """
     from lf_wrap.project.config import load_project
+
+    if quant is not None and fmt != "gguf":
+        raise click.UsageError("--quant is for --format gguf")
+    project = load_project(config_file, sets)
+    if fmt == "gguf":
+        from lf_wrap.steps import export_gguf
+
+        g = export_gguf.plan(project, quant=(quant or export_gguf.DEFAULT_QUANT).lower(), overwrite=overwrite,
+                             chat_template=chat_template)  # fmt: skip
+        if dry_run:
+            click.echo("\n".join(g.dry_run_lines()), err=True)
+            return
+        written = export_gguf.execute(g)
+        if as_json:
+            echo_json(written)
+        else:
+            click.echo(f"exported {written['file']} ({written['bytes'] / 1e6:.1f} MB, {written['quant']}) "
+                       f"in {written['seconds']:.0f} s")  # fmt: skip
+        return
     from lf_wrap.steps import export as step
 
-    p = step.plan(load_project(config_file, sets), overwrite=overwrite, chat_template=chat_template)
+    p = step.plan(project, overwrite=overwrite, chat_template=chat_template)
     if dry_run:
         if p.rendered is not None:
             click.echo(p.rendered.text, nl=False)

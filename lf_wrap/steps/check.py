@@ -206,28 +206,12 @@ class Checker(Client):
 
     def parity(self, conversations: list[list[dict[str, str]]], trained: list[dict[str, Any]]) -> CheckResult:
         """The token ids the server will feed the model for each row (vLLM's POST /tokenize with the
-        messages and the generation prompt, the run's chat-template kwargs) against the ids LLaMA-Factory
-        trained on before each answer."""
-        import httpx
-
-        root, headers = self.root, self.auth_headers
-        kwargs = self.chat_template_kwargs
+        messages and the generation prompt, or llama.cpp's /apply-template then /tokenize; the run's
+        chat-template kwargs) against the ids LLaMA-Factory trained on before each answer."""
         differs: list[dict[str, Any]] = []
+        templated = self._applies_template()
         for messages, want in zip(conversations, trained, strict=True):
-            body: dict[str, Any] = {"model": self.model or "", "messages": messages, "add_generation_prompt": True}
-            if kwargs:
-                body["chat_template_kwargs"] = kwargs
-            try:
-                resp = httpx.post(f"{root}/tokenize", json=body, headers=headers, timeout=self.timeout_s)
-            except httpx.HTTPError as err:
-                raise ExternalError(f"POST {root}/tokenize failed: {err}") from err
-            tokens = _tokens(resp)
-            if tokens is None:
-                raise ExternalError(
-                    f"POST {root}/tokenize answered HTTP {resp.status_code} with no token list: {resp.text[:200]!r}",
-                    hint='a vLLM-compatible /tokenize answers {"tokens": [ids...]}; pass --no-parity for a server '
-                    "that does not",
-                )
+            tokens = self._served_ids(messages, templated)
             if tokens != want["ids"]:
                 differs.append(_difference(messages, want, tokens, self._detokenize))
         n = len(conversations)
@@ -241,6 +225,47 @@ class Checker(Client):
                   "serve what training rendered: `lf-wrap serve --chat-template training` (or `chat_template: "
                   "training` in lf-wrap.yaml), or fix the template the server is given")  # fmt: skip
         return CheckResult("parity", False, detail, {"rows": n, "same": n - len(differs), "differs": differs})
+
+    def _post(self, route: str, body: dict[str, Any]) -> Any:
+        import httpx
+
+        try:
+            return httpx.post(f"{self.root}{route}", json=body, headers=self.auth_headers, timeout=self.timeout_s)
+        except httpx.HTTPError as err:
+            raise ExternalError(f"POST {self.root}{route} failed: {err}") from err
+
+    def _applies_template(self) -> bool:
+        """Does the server render chat prompts on request (llama.cpp's POST /apply-template)? Then its
+        /tokenize takes that text; vLLM's /tokenize takes the messages themselves."""
+        resp = self._post("/apply-template", {"messages": [{"role": "user", "content": "Hi"}]})
+        try:
+            return resp.status_code == 200 and isinstance(resp.json().get("prompt"), str)
+        except (ValueError, AttributeError):
+            return False
+
+    def _served_ids(self, messages: list[dict[str, str]], templated: bool) -> list[int]:
+        """The ids the server feeds the model for `messages` and the generation prompt: vLLM's /tokenize
+        with the messages; llama.cpp's /apply-template, then /tokenize of that text as its chat
+        completions tokenize it (special tokens added and parsed)."""
+        kwargs = {"chat_template_kwargs": self.chat_template_kwargs} if self.chat_template_kwargs else {}
+        if templated:
+            resp = self._post("/apply-template", {"messages": messages, **kwargs})
+            prompt = resp.json().get("prompt") if resp.status_code == 200 else None
+            if not isinstance(prompt, str):
+                raise ExternalError(f"POST {self.root}/apply-template answered HTTP {resp.status_code} with no prompt: "
+                                    f"{resp.text[:200]!r}")  # fmt: skip
+            resp = self._post("/tokenize", {"content": prompt, "add_special": True, "parse_special": True})
+        else:
+            body = {"model": self.model or "", "messages": messages, "add_generation_prompt": True, **kwargs}
+            resp = self._post("/tokenize", body)
+        tokens = _tokens(resp)
+        if tokens is None:
+            raise ExternalError(
+                f"POST {self.root}/tokenize answered HTTP {resp.status_code} with no token list: {resp.text[:200]!r}",
+                hint='a vLLM- or llama.cpp-compatible /tokenize answers {"tokens": [ids...]}; pass --no-parity for a '
+                "server that does not",
+            )
+        return tokens
 
     @property
     def root(self) -> str:
@@ -258,7 +283,8 @@ class Checker(Client):
         try:
             resp = httpx.post(f"{self.root}/detokenize", json={"model": self.model or "", "tokens": ids},
                               headers=self.auth_headers, timeout=self.timeout_s)  # fmt: skip
-            prompt = resp.json().get("prompt") if resp.status_code == 200 else None
+            said = resp.json() if resp.status_code == 200 else {}
+            prompt = said.get("prompt", said.get("content"))  # vLLM's key, llama.cpp's
         except (httpx.HTTPError, ValueError, AttributeError):
             prompt = None
         return prompt if isinstance(prompt, str) else f"ids {ids}"

@@ -23,8 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lf_wrap.engines.llamacpp import KEY_ENV as LLAMA_KEY_ENV
+from lf_wrap.engines.llamacpp import LlamaCpp
 from lf_wrap.engines.vllm import AUTH_MIDDLEWARE, KEY_ENV, TCMALLOC_HINT, Vllm
 from lf_wrap.model.folder import check_model_dir
+from lf_wrap.model.sampling import sampling_defaults
 from lf_wrap.model.template_agreement import PARTS
 from lf_wrap.model.thinking import serve_flags
 from lf_wrap.project.chat_template import chat_template_file, served_template
@@ -38,7 +41,9 @@ from lf_wrap.util.network import free_port, is_public, port_free
 from lf_wrap.util.process import run_logged, shell_line, spawn, stop_group, tail
 
 SECRET_FLAGS = ("--api-key",)
-SECRET_ENV = (KEY_ENV,)
+SECRET_ENV = (KEY_ENV, LLAMA_KEY_ENV)
+ENGINES = ("vllm", "llama.cpp")
+ENGINE_NAMES = {"vllm": "vLLM", "llama.cpp": "llama.cpp"}
 
 
 @dataclass
@@ -53,6 +58,7 @@ class ServePlan:
     served_name: str
     api_key: str | None
     warnings: list[str] = field(default_factory=list)
+    engine: str = "vllm"  # or "llama.cpp"
 
     @property
     def base_url(self) -> str:
@@ -190,14 +196,21 @@ def plan(
     )
 
 
-def plan_for(project: Project, *, chat_template: str | None, **options: Any) -> ServePlan:
+def plan_for(
+    project: Project, *, chat_template: str | None, engine: str = "vllm", gguf: Path | None = None, **options: Any
+) -> ServePlan:
     """`lf-wrap serve start`'s plan: the chat template to serve with (--chat-template, else the
-    project's `chat_template:`), written where vLLM reads it, then `plan`."""
+    project's `chat_template:`), written where the engine reads it, then `plan` (vLLM) or
+    `plan_llamacpp`."""
     choice = served_template(project, chat_template)
     template_file = chat_template_file(project, choice) if choice is not None else None
     if template_file is not None:
         console.note(f"chat template: {template_file}")
-    served = plan(project, chat_template=template_file, **options)
+    if engine == "llama.cpp":
+        keep = ("served_name", "max_model_len", "host", "port", "api_key", "extra")
+        served = plan_llamacpp(project, gguf=gguf, chat_template=template_file, **{k: options[k] for k in keep})
+    else:
+        served = plan(project, chat_template=template_file, **options)
     # the run's own model (merged, or base + adapter) with its own template: the run's check applies
     scoped = served.run.template_scope() if template_file is None and options.get("model") is None else None
     if scoped:  # the model's own template serves some conversations differently than trained: say which
@@ -208,6 +221,87 @@ def plan_for(project: Project, *, chat_template: str | None, **options: Any) -> 
             "training rendered"
         )
     return served
+
+
+def run_gguf(run: RunFolder) -> Path:
+    """The run's GGUF (`lf-wrap export --format gguf`): the only one, else the q8_0 one."""
+    files = sorted((run.root / "gguf").glob("*.gguf"))
+    if not files:
+        raise LfWrapError(
+            f"{run.root / 'gguf'}: no GGUF file for run {run.name!r}",
+            hint="write one with `lf-wrap export --format gguf`, or pass --gguf FILE",
+        )
+    if len(files) == 1:
+        return files[0]
+    default = run.root / "gguf" / f"{run.name}.q8_0.gguf"
+    if default in files:
+        return default
+    raise LfWrapError(
+        f"run {run.name!r} has {len(files)} GGUF files: {', '.join(f.name for f in files)}",
+        hint="pick one with --gguf FILE",
+    )
+
+
+LLAMACPP_SAMPLING = {"temperature": "--temp", "top_p": "--top-p", "top_k": "--top-k",
+                     "repetition_penalty": "--repeat-penalty"}  # fmt: skip
+
+
+def sampling_flags(folder: Path | None) -> list[str]:
+    """llama-server's sampling defaults from the model's generation_config.json, as vLLM applies that
+    file (llama-server's own default is temperature 0.8): do_sample false is greedy (--temp 0)."""
+    return [x for key, value in sampling_defaults(folder).items() for x in (LLAMACPP_SAMPLING[key], f"{value:g}")]
+
+
+def plan_llamacpp(
+    project: Project,
+    *,
+    gguf: Path | None,
+    served_name: str | None,
+    max_model_len: int | None,
+    host: str,
+    port: int,
+    api_key: str | None,
+    extra: tuple[str, ...],
+    chat_template: Path | None = None,
+) -> ServePlan:
+    """llama.cpp's llama-server on the run's GGUF (or `gguf`): the template embedded in the file
+    (`--jinja`), or `chat_template`; the sampling defaults of the merged model's generation_config.json;
+    the key in LLAMA_API_KEY (every route but /health needs it)."""
+    run = RunFolder(project.run_dir.resolve())
+    if any(a.partition("=")[0] in SECRET_FLAGS for a in extra):
+        raise LfWrapError(
+            "--llamacpp-arg=--api-key would put the key on the command line (every user sees it in `ps`)",
+            hint="use `lf-wrap serve --api-key KEY` (or LF_WRAP_API_KEY): it reaches llama-server in LLAMA_API_KEY",
+        )
+    api_key = api_key or os.environ.get(LLAMA_KEY_ENV) or None
+    model = gguf if gguf is not None else run_gguf(run)
+    if not model.is_file():
+        raise LfWrapError(f"--gguf {model}: no such file", hint="write one with `lf-wrap export --format gguf`")
+    with model.open("rb") as f:
+        if f.read(4) != b"GGUF":
+            raise LfWrapError(f"{model}: not a GGUF file (it does not start with 'GGUF')", hint="pass a .gguf file")
+    served_name = served_name or run.name
+    flags = ["--host", host, "--port", str(port), "--alias", served_name, "--jinja"]
+    if chat_template is not None:
+        flags += ["--chat-template-file", str(chat_template)]
+    if max_model_len is not None:
+        flags += ["--ctx-size", str(max_model_len)]
+    source = run.output if project.config.method == "full" else run.merged
+    flags += sampling_flags(source if gguf is None else None)
+    flags += list(extra)
+    engine = LlamaCpp.find()
+    env, changes = engine.env(api_key=api_key)
+    warnings = []
+    if is_public(host) and not api_key:
+        warnings.append(
+            f"warning: serving on {host} without --api-key: anyone who can reach this machine can use the model "
+            "(set --api-key or LF_WRAP_API_KEY)"
+        )
+    if not port_free(host, port):
+        raise LfWrapError(f"port {port} on {host} is already in use", hint="pick another --port, or stop what uses it")
+    command = engine.server_command(model.resolve(), flags)
+    return ServePlan(run, model.resolve(), command, env, changes, host, port, served_name, api_key, warnings,
+                     engine="llama.cpp")  # fmt: skip
 
 
 def plan_to_compare(project: Project, model: Path | None, adapter: Path | None, served_name: str | None) -> ServePlan:
@@ -258,7 +352,8 @@ def wait_healthy(p: ServePlan, proc_alive: Callable[[], bool], timeout_s: float)
         while True:
             if not proc_alive():
                 raise ExternalError(
-                    f"the vLLM server exited while starting. Last lines of {p.log}:\n{tail(p.log, 25)}",
+                    f"the {ENGINE_NAMES[p.engine]} server exited while starting. Last lines of {p.log}:\n"
+                    f"{tail(p.log, 25)}",
                     hint=f"full log: {p.log}",
                 )
             with contextlib.suppress(httpx.HTTPError):
@@ -266,7 +361,8 @@ def wait_healthy(p: ServePlan, proc_alive: Callable[[], bool], timeout_s: float)
                     return time.monotonic() - start
             if time.monotonic() - start > timeout_s:
                 raise ExternalError(
-                    f"the vLLM server did not become healthy within {timeout_s:.0f} s (log: {p.log})",
+                    f"the {ENGINE_NAMES[p.engine]} server did not become healthy within {timeout_s:.0f} s "
+                    f"(log: {p.log})",
                     hint="raise --timeout for big models; last log lines:\n" + tail(p.log, 10),
                 )
             time.sleep(0.1)  # polling every 0.5 s added 0.25 s to the average start
@@ -329,7 +425,9 @@ def serve_foreground(p: ServePlan) -> None:
     if outcome.interrupted:  # exit 130 (Ctrl-C) or 143 (SIGTERM), as a shell reports a stopped process
         raise Interrupted(f"server stopped ({outcome.interrupted})", outcome.interrupted)
     if outcome.returncode != 0:
-        raise ExternalError(f"the vLLM server exited with code {outcome.returncode}", hint=f"log: {p.log}")
+        raise ExternalError(
+            f"the {ENGINE_NAMES[p.engine]} server exited with code {outcome.returncode}", hint=f"log: {p.log}"
+        )
 
 
 def _start(p: ServePlan, by: str = "") -> subprocess.Popen[bytes]:
@@ -369,6 +467,7 @@ def serve_detached(p: ServePlan, timeout_s: float) -> dict[str, Any]:
         "host": p.host,
         "port": p.port,
         "served_model_name": p.served_name,
+        "engine": p.engine,
         "model": str(p.model),
         "command": redact(p.command),
         "log": str(p.log),

@@ -36,7 +36,7 @@ def _value(reader: Any, key: str) -> Any:
 
 
 def read_metadata(path: Path) -> tuple[Any, dict[str, Any]]:
-    from gguf import GGUFReader  # type: ignore[import-not-found]
+    from gguf import GGUFReader
 
     with path.open("rb") as handle:
         magic = handle.read(4)
