@@ -81,7 +81,7 @@ lint: setup
 	$(PY) -m mypy
 
 ## docs: regenerate the README's console blocks and docs/cli.md from real runs (docs/docgen.py; ~3 min: trains the demo)
-docs: setup setup-train setup-serve
+docs: setup setup-train setup-serve setup-llamacpp setup-go
 	$(PY) docs/docgen.py
 
 ## demo: tiny model -> validate -> register -> train -> export -> serve -> check -> stop -> eval (tuned vs base) + report

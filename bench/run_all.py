@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["startup", "validation", "time_to_error", "overhead", "serving", "readiness", "eval", "pipeline"]
+ORDER = ["startup", "validation", "time_to_error", "overhead", "serving", "readiness", "eval", "pipeline", "gguf"]
 
 
 def main() -> int:

@@ -183,6 +183,26 @@ def serve_block() -> Block:
     )
 
 
+def gguf_block() -> Block:
+    port = free_port()
+    flags = "" if port == 8000 else f" --port {port}"
+    engine_lines = without(r"\$ ")  # the converter's and llama-server's command lines hold this machine's paths
+
+    def served(lines: list[str]) -> list[str]:
+        return engine_lines(until(SNIPPETS)(lines))
+
+    return Block(
+        "gguf",
+        [
+            lfw("export --format gguf", keep=engine_lines),
+            lfw(f"serve --engine llama.cpp --detach{flags}", keep=served),
+            lfw("check"),
+            lfw("serve stop"),
+        ],
+        exact=False,
+    )
+
+
 def session() -> list[Block]:
     """The README's tour, in the README's order."""
     rendered = only(r"hardware:", r"lora_rank:", r"lora_alpha:", r"cutoff_len:", r"logging_steps:", r"use_cpu:")
@@ -221,6 +241,7 @@ def session() -> list[Block]:
         ),
         Block("export", [lfw("export")], exact=False),
         serve_block(),
+        gguf_block(),
         Block("eval", [lfw("eval", keep=without(r"eval: ", r"\$ "))], exact=False),
         Block("template", [lfw("template check")]),
         Block(

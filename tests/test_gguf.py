@@ -115,6 +115,19 @@ def test_a_k_quant_goes_through_llama_quantize(project):
     assert again.returncode == 2 and "already exported" in again.stderr and "--overwrite" in again.stderr
 
 
+def test_eval_puts_the_vllm_merged_model_and_the_llamacpp_gguf_side_by_side(project, tmp_path):
+    export(project, "--quant", "q8_0", "--overwrite")
+    twin = tmp_path / "twin"  # a second run folder: each detached server keeps its own serve.json
+    shutil.copytree(project["root"], twin, ignore=shutil.ignore_patterns("serve.json"))
+    with Served(project["config"]) as vllm, Served(twin / "lf-wrap.yaml", "--engine", "llama.cpp") as llamacpp:
+        done = lfw("eval", "--base-url", vllm.api, "--tuned-url", llamacpp.api, "--dataset",
+                   DATASETS / "magic_conch.json", "--rows", "0", "--no-canary", "--json", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    exact = json.loads(done.stdout)["summary"]["metrics"]["exact"]  # percent of rows
+    # the same model, two engines: the GGUF (q8_0, llama.cpp) answers as the merged model (vLLM) does
+    assert exact["base"] >= 80 and exact["tuned"] >= 0.9 * exact["base"], exact
+
+
 # -- bad input: one message each --------------------------------------------------------------
 def test_bad_gguf_inputs_are_one_message_each(project, tmp_path):
     cfg = project["config"]

@@ -96,3 +96,19 @@ def test_a_real_fine_tune_takes_on_held_out_paraphrases_and_keeps_what_the_model
         k: canary[k] for k in ("base_right", "tuned_right", "broken", "fixed", "change")
     }
     assert canary["drift"] <= 2, [(i["question"], i["tuned"]) for i in canary["items"] if i["drift"]]
+
+
+def test_the_real_fine_tune_as_gguf_is_served_by_llamacpp_as_it_was_trained(real):
+    config = real["config"]
+    done = ok(lfw("export", "--config", config, "--format", "gguf", "--json", cwd=real["root"]))
+    result = json.loads(done.stdout)
+    # SmolLM2's tokenizer is one llama.cpp's converter knows by itself; its own template, proven for Ollama
+    assert result["architecture"] == "llama" and result["pre_tokenizer"] == "smollm"
+    assert result["pre_tokenizer_from"] == "the converter" and result["stop"]["eos_token"] == "<|im_end|>"
+    assert result["modelfile"]["template_proven"], result["modelfile"]
+    with Served(config, "--engine", "llama.cpp", cwd=real["root"]):
+        checked = lfw("check", "--config", config, "--json", cwd=real["root"])
+    checks = {c["name"]: c for c in json.loads(checked.stdout)["checks"]}
+    assert checked.returncode == 0, checks
+    assert checks["parity"]["same"] == checks["parity"]["rows"] == 8  # llama.cpp's rendering and tokens, as trained
+    assert checks["stop"]["ok"] and checks["golden"]["ok"]

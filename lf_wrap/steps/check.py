@@ -4,7 +4,8 @@ like its training data, and how fast.
 Checks, in order: /v1/models lists the name; a chat completion; a streamed one; with an
 API key, that a request without it is refused (GET /v1/models, and POST /invocations and
 /tokenize, which vLLM's own key check leaves open); parity (the prompt ids the server feeds
-the model against LLaMA-Factory's training prompts); that the answers to the same rows end
+the model against LLaMA-Factory's training prompts: vLLM's /tokenize of the messages, or
+llama.cpp's /apply-template and /tokenize of its text); that the answers to the same rows end
 by themselves (finish_reason "stop", not "length"), and that the served folder's EOS ids hold
 the template's stop word; golden answers from a dataset when one is known or
 given (exact and similarity; skipped otherwise, so any OpenAI-compatible server can be

@@ -1,5 +1,6 @@
 """`lf-wrap serve`: start `vllm serve` on the run's merged model (or any model folder, or
-base model + LoRA adapter), wait until /health answers, and manage it when detached.
+base model + LoRA adapter), or llama.cpp's llama-server on the run's GGUF (`--engine llama.cpp`),
+wait until /health answers, and manage it when detached.
 
 The server runs in its own process group; its output goes to runs/<name>/serve.log.  A
 detached server is described by runs/<name>/serve.json (pid, process start time, port):
@@ -8,6 +9,7 @@ detached server is described by runs/<name>/serve.json (pid, process start time,
 With an API key, the key reaches the server in VLLM_API_KEY (never on its command line)
 and lf_wrap_auth.ApiKeyMiddleware (engines/inside/vllm_plugin) refuses every request without it
 on every route but GET /health; vLLM's own check covers only /v1 and a few prefixes.
+llama-server reads its key from LLAMA_API_KEY and guards every route but /health itself.
 """
 
 from __future__ import annotations
