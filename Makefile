@@ -25,10 +25,21 @@ CHAT_PORT    ?= 7860
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
+# Which engine builds to install: cuda where `nvidia-smi` lists a GPU, else cpu. Override with
+# LF_WRAP_TARGET=cpu|cuda (e.g. to prepare a GPU image on a machine without one). A change of
+# target rebuilds the environments (a CPU and a CUDA vLLM cannot share one).
+LF_WRAP_TARGET ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)
+ifeq ($(filter $(LF_WRAP_TARGET),cpu cuda),)
+$(error LF_WRAP_TARGET must be cpu or cuda, not '$(LF_WRAP_TARGET)')
+endif
+TARGET_SUFFIX := $(if $(filter cuda,$(LF_WRAP_TARGET)),-cuda,)
+OTHER_SUFFIX  := $(if $(filter cuda,$(LF_WRAP_TARGET)),,-cuda)
+
 SERVE_VENV  := .venvs/serve
-SERVE_STAMP := $(SERVE_VENV)/.lf-wrap-installed
+SERVE_LOCK  := requirements/serve$(TARGET_SUFFIX).lock
+SERVE_STAMP := $(SERVE_VENV)/.lf-wrap-installed$(TARGET_SUFFIX)
 TRAIN_VENV  := .venvs/train
-TRAIN_STAMP := $(TRAIN_VENV)/.lf-wrap-installed
+TRAIN_STAMP := $(TRAIN_VENV)/.lf-wrap-installed$(TARGET_SUFFIX)
 
 .PHONY: demo-real demo-gguf fetch-smollm2 setup setup-train setup-serve setup-llamacpp setup-go setup-browser serve check chat bench sweep test-fast setup-tcmalloc test lint demo demo-dpo render finetune export clean docs
 
@@ -48,18 +59,27 @@ $(STAMP): pyproject.toml requirements/dev.lock
 ## setup-train: the training environment (.venvs/train) with LLaMA-Factory; see requirements/train.lock
 setup-train: $(TRAIN_STAMP)
 
-$(TRAIN_STAMP): requirements/train.lock
+$(TRAIN_STAMP): requirements/train.lock $(if $(TARGET_SUFFIX),requirements/train-cuda.lock)
+	@if [ -f $(TRAIN_VENV)/.lf-wrap-installed$(OTHER_SUFFIX) ]; then echo "setup-train: target is now $(LF_WRAP_TARGET): rebuilding $(TRAIN_VENV)"; rm -rf $(TRAIN_VENV); fi
 	@test -x $(TRAIN_VENV)/bin/python || $(PYTHON) -m venv $(TRAIN_VENV)
 	$(TRAIN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/train.lock
+	$(if $(TARGET_SUFFIX),$(TRAIN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/train-cuda.lock)
+	@echo "setup-train: $(LF_WRAP_TARGET) ($(if $(filter cuda,$(LF_WRAP_TARGET)),QLoRA and DeepSpeed added,CPU))"
 	@touch $@
 
-## setup-serve: the serving environment (.venvs/serve) with vLLM for CPU; see requirements/serve.lock
+## setup-serve: the serving environment (.venvs/serve): vLLM for CPU (requirements/serve.lock) or, with a GPU, vLLM's CUDA build (requirements/serve-cuda.lock)
 setup-serve: $(SERVE_STAMP)
 
-$(SERVE_STAMP): requirements/serve.lock
+$(SERVE_STAMP): $(SERVE_LOCK)
+	@if [ -f $(SERVE_VENV)/.lf-wrap-installed$(OTHER_SUFFIX) ]; then echo "setup-serve: target is now $(LF_WRAP_TARGET): rebuilding $(SERVE_VENV)"; rm -rf $(SERVE_VENV); fi
 	@test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
+ifeq ($(LF_WRAP_TARGET),cuda)
+	$(SERVE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $(SERVE_LOCK)
+else
 	$(SERVE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(SERVE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/serve.lock
+	$(SERVE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r $(SERVE_LOCK)
+endif
+	@echo "setup-serve: $(LF_WRAP_TARGET) ($(if $(filter cuda,$(LF_WRAP_TARGET)),$(SERVE_LOCK): vLLM's CUDA build,$(SERVE_LOCK): vLLM for CPU); LF_WRAP_TARGET=cpu|cuda overrides)"
 	@touch $@
 
 ## setup-llamacpp: llama.cpp's llama-server and llama-quantize (for `export --format gguf` and `serve --engine llama.cpp`), built once per machine from requirements/llamacpp.lock into ~/.cache/lf-wrap/llama.cpp (~9 min on 2 cores)

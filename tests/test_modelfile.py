@@ -31,6 +31,14 @@ def test_the_template_is_proven_by_go_for_every_check_conversation_and_the_rows(
     assert go_render(template, rows) == [render_jinja(QWEN, r, True) for r in rows]
 
 
+def test_a_template_that_agrees_with_training_only_for_the_data_says_so_above_it(tmp_path):
+    caveat = "The run's template check: the model's chat template agrees for this data (single-turn, no system prompts)"
+    written = modelfile.write(tmp_path / "m.gguf", QWEN, stops=[], sampling={}, rows=[], caveat=caveat)
+    lines = written.text.splitlines()
+    template_at = next(i for i, line in enumerate(lines) if line.startswith('TEMPLATE """'))
+    assert lines[template_at - 1] == f"# {caveat}" and written.facts["caveat"] == caveat
+
+
 @pytest.mark.parametrize("family", ["qwen2.5", "qwen3", "llama3"])
 def test_turn_based_templates_of_the_tiny_families_are_proven(tmp_path, family):
     written = modelfile.write(tmp_path / "m.f16.gguf", tiny.family(family).chat_template, stops=[], sampling={},

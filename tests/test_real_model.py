@@ -107,8 +107,7 @@ def test_the_real_fine_tune_as_gguf_is_served_by_llamacpp_as_it_was_trained(real
     assert result["pre_tokenizer_from"] == "the converter" and result["stop"]["eos_token"] == "<|im_end|>"
     assert result["modelfile"]["template_proven"], result["modelfile"]
     with Served(config, "--engine", "llama.cpp", cwd=real["root"]):
-        checked = lfw("check", "--config", config, "--json", cwd=real["root"])
+        checked = ok(lfw("check", "--config", config, "--samples", "8", "--json", cwd=real["root"]))
     checks = {c["name"]: c for c in json.loads(checked.stdout)["checks"]}
-    assert checked.returncode == 0, checks
     assert checks["parity"]["same"] == checks["parity"]["rows"] == 8  # llama.cpp's rendering and tokens, as trained
     assert checks["stop"]["ok"] and checks["golden"]["ok"]

@@ -29,7 +29,7 @@ from lf_wrap.model.folder import check_model_dir
 from lf_wrap.model.pretokenizer import llamacpp_pre
 from lf_wrap.model.sampling import sampling_defaults
 from lf_wrap.model.template_agreement import install_chat_template
-from lf_wrap.project.chat_template import chat_template_text
+from lf_wrap.project.chat_template import chat_template_text, served_template
 from lf_wrap.project.config import Project
 from lf_wrap.project.run_step import RunStep
 from lf_wrap.project.runs import RunFolder
@@ -114,7 +114,7 @@ def plan(project: Project, *, quant: str = DEFAULT_QUANT, overwrite: bool = Fals
         if project.config.method == "full":
             check_model_dir(merged, "trained model (full fine-tune)")
         merge = export.plan(project, overwrite=False, chat_template=chat_template)  # says "train first" if no adapter
-    p = GgufPlan(project, run, quant, overwrite, llamacpp, trainer, merge, chat_template)
+    p = GgufPlan(project, run, quant, overwrite, llamacpp, trainer, merge, served_template(project, chat_template))
     if p.out.exists() and not overwrite:
         raise LfWrapError(f"{p.out}: already exported", hint="pass --overwrite to write it again")
     return p
@@ -180,8 +180,11 @@ def _modelfile(p: GgufPlan, facts: dict[str, Any], served_template: str | None) 
         found, _ = from_registered(p.project.path(p.project.config.dataset_dir), p.project.config.datasets)
         rows = [row.messages for row in spread(found, 8)]
     kwargs = p.run.thinking().get("chat_template_kwargs") or {}  # as the run was trained (e.g. no thinking)
+    scope = None if p.chat_template == "training" else p.run.template_scope()
+    caveat = (f"The run's template check: the model's chat template {scope['line']}; `lf-wrap export --format gguf "
+              "--chat-template training` writes the training template instead.") if scope else None  # fmt: skip
     written = modelfile.write(p.out, served_template, stops=stops, sampling=sampling_defaults(p.source), rows=rows,
-                              kwargs=kwargs)  # fmt: skip
+                              kwargs=kwargs, caveat=caveat)  # fmt: skip
     atomic_write(p.folder / "Modelfile", written.text)
     if not written.template_proven:
         console.note(f"export: the Modelfile has no TEMPLATE ({written.why_not}): Ollama would pick one itself")

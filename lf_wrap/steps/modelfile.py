@@ -215,6 +215,7 @@ def write(
     sampling: dict[str, float],
     rows: list[list[dict[str, str]]],
     kwargs: dict[str, Any] | None = None,
+    caveat: str | None = None,
 ) -> Modelfile:
     """The Modelfile for `gguf` (written beside it): TEMPLATE proven against `template` (the GGUF's
     Jinja chat template) for the check conversations and `rows`, stops, sampling defaults."""
@@ -239,6 +240,8 @@ def write(
                 "# exactly the text of the chat template the GGUF carries (the one the run was checked with).",
                 f'TEMPLATE """{go_template}"""',
             ]
+            if caveat:  # the chat template itself agrees with training only for some conversations
+                lines.insert(-1, f"# {caveat}")
             if found.default_system:
                 lines.append(f'SYSTEM """{found.default_system}"""')
         else:
@@ -252,5 +255,6 @@ def write(
     lines += [f"PARAMETER {name} {value:g}" for name, value in sampling.items()]
     result.text = "\n".join(lines) + "\n"
     result.facts = {"template_proven": result.template_proven, "why_not": result.why_not,
-                    "conversations_compared": result.compared, "stops": list(dict.fromkeys(stops))}  # fmt: skip
+                    "conversations_compared": result.compared, "stops": list(dict.fromkeys(stops)),
+                    "caveat": caveat}  # fmt: skip
     return result

@@ -34,7 +34,9 @@ from lf_wrap.model.template_agreement import PARTS
 from lf_wrap.model.thinking import serve_flags
 from lf_wrap.project.chat_template import chat_template_file, served_template
 from lf_wrap.project.config import Project
+from lf_wrap.project.hardware import detect
 from lf_wrap.project.runs import RunFolder, now, read_server_record
+from lf_wrap.steps.memory_check import serve_check
 from lf_wrap.steps.snippets import for_server
 from lf_wrap.util import console
 from lf_wrap.util.errors import ExternalError, Interrupted, LfWrapError
@@ -184,6 +186,9 @@ def plan(
         offline=True, workers=sizes["tp"] * sizes["pp"], data_parallel=sizes["dp"], api_key=api_key
     )
     warnings = []
+    memory = memory_line(engine, env, model, config, flags, sizes["tp"])
+    if memory:
+        warnings.append(memory)
     if is_public(host) and not api_key:
         warnings.append(
             f"warning: serving on {host} without --api-key: anyone who can reach this machine can use the model "
@@ -196,6 +201,32 @@ def plan(
     return ServePlan(
         run, model.resolve(), command, env, changes, host, port, served_name or run.name, api_key, warnings
     )
+
+
+def memory_line(
+    engine: Vllm, env: dict[str, str], model: Path, config: dict[str, Any], flags: list[str], tp: int
+) -> str | None:
+    """The serving memory plan (steps/memory_check.py): what the KV cache holds at max_model_len, from
+    VLLM_CPU_KVCACHE_SPACE on CPU or the GPU's memory; raises where vLLM would refuse to start."""
+
+    def flag(name: str) -> str | None:
+        for i, arg in enumerate(flags):
+            if arg == name and i + 1 < len(flags):
+                return flags[i + 1]
+            if arg.startswith(name + "="):
+                return arg.partition("=")[2]
+        return None
+
+    dtype = flag("--dtype") or "auto"
+    if dtype == "auto":
+        dtype = str(config.get("torch_dtype") or config.get("dtype") or "bfloat16")
+    length = flag("--max-model-len")
+    kv_space = float(env.get("VLLM_CPU_KVCACHE_SPACE", "4")) if engine.cpu_build else None
+    gpus = () if engine.cpu_build else detect().gpus
+    memory = [g.memory_mib for g in gpus if g.memory_mib]
+    return serve_check(model, dtype=dtype, max_model_len=int(length) if length and length.isdigit() else None, tp=tp,
+                       kv_space_gib=kv_space, gpu_mib=min(memory) if memory else None,
+                       gpu_name=gpus[0].name if gpus else "")  # fmt: skip
 
 
 def plan_for(
@@ -268,7 +299,8 @@ def plan_llamacpp(
 ) -> ServePlan:
     """llama.cpp's llama-server on the run's GGUF (or `gguf`): the template embedded in the file
     (`--jinja`), or `chat_template`; the sampling defaults of the merged model's generation_config.json;
-    the key in LLAMA_API_KEY (every route but /health needs it)."""
+    `--threads` from OMP_NUM_THREADS when it is set; the key in LLAMA_API_KEY (every route but /health
+    needs it)."""
     run = RunFolder(project.run_dir.resolve())
     if any(a.partition("=")[0] in SECRET_FLAGS for a in extra):
         raise LfWrapError(
@@ -290,6 +322,11 @@ def plan_llamacpp(
         flags += ["--ctx-size", str(max_model_len)]
     source = run.output if project.config.method == "full" else run.merged
     flags += sampling_flags(source if gguf is None else None)
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and not any(a.split("=")[0] in ("-t", "--threads") for a in extra):
+        # the CPU share this process was given: llama-server's own default is every core, and its
+        # threads spin while they wait, which starves whatever else runs on a shared machine
+        flags += ["--threads", threads]
     flags += list(extra)
     engine = LlamaCpp.find()
     env, changes = engine.env(api_key=api_key)

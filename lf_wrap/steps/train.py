@@ -27,11 +27,14 @@ from lf_wrap.project.chat_template import data_shape, training_options
 from lf_wrap.project.config import Project
 from lf_wrap.project.hardware import Hardware, detect
 from lf_wrap.project.launch import DEEPSPEED_PRESETS, deepspeed_config, global_batch
+from lf_wrap.project.memory import MemoryPlan
 from lf_wrap.project.recipe import render_train
 from lf_wrap.project.run_step import RunStep
 from lf_wrap.project.runs import RunFolder
 from lf_wrap.project.stages import PREFERENCE_STAGES, check_stage_data
 from lf_wrap.project.start import StartPoint, resolve_from_run
+from lf_wrap.steps.memory_check import plan_for, refuse_if_too_big, setup_from
+from lf_wrap.steps.memory_check import summary as memory_summary
 from lf_wrap.util.errors import LfWrapError
 from lf_wrap.util.files import atomic_write, sha256_file
 from lf_wrap.util.process import shell_line
@@ -55,6 +58,7 @@ class TrainPlan:
     notes: list[str] = field(default_factory=list)
     hardware: Hardware | None = None
     start: StartPoint | None = None  # --from-run: another run's merged model or adapter (project/start.py)
+    memory: MemoryPlan | None = None  # per device, before the model loads (steps/memory_check.py)
 
     @property
     def launch_env(self) -> dict[str, str]:
@@ -76,6 +80,7 @@ class TrainPlan:
         """What `train` says (stderr) before the engine starts: the hardware, the batch, the template check."""
         lines = [self.hardware.summary()] if self.hardware is not None else []
         lines += [] if dry_run else [self.batch_arithmetic()]
+        lines += [memory_summary(self.memory)] if self.memory is not None and not dry_run else []
         lines += [progress_line(self.probe["template_check"])] if self.probe else []
         return lines + self.notes
 
@@ -83,6 +88,7 @@ class TrainPlan:
         """What `train --dry-run` says (stderr) after the YAML: what it would write and run, on which node."""
         lines = [f"# would write {self.deepspeed[0]}:\n{self.deepspeed[1]}".rstrip("\n")] if self.deepspeed else []
         lines.append(f"# {self.batch_arithmetic()}")
+        lines += [f"# {line}" for line in self.memory.lines()] if self.memory is not None else []
         launch = self.project.launch
         if launch.distributed:
             lines.append(f"# node {launch.node_rank} of {launch.nnodes}:")
@@ -192,6 +198,9 @@ def plan(
     p.hardware = hardware
     p.start = start
     p.notes.extend(hardware_warnings(p))
+    setup = setup_from(rendered.values, project.config.method, launch, hardware, project.config.deepspeed)
+    p.memory = plan_for(model_dir, setup, hardware)
+    refuse_if_too_big(p.memory, model_dir, setup, hardware)  # before the template check's LLaMA-Factory import
     if project.config.deepspeed and not engine.has_module("deepspeed"):
         raise LfWrapError(
             "DeepSpeed is not installed in the training environment",
