@@ -41,6 +41,16 @@ SERVE_STAMP := $(SERVE_VENV)/.lf-wrap-installed$(TARGET_SUFFIX)
 TRAIN_VENV  := .venvs/train
 TRAIN_STAMP := $(TRAIN_VENV)/.lf-wrap-installed$(TARGET_SUFFIX)
 
+# Disk an environment takes once installed (measured here: train 6.7 GB, serve 3.4 GB for CPU; a
+# CUDA build is larger). pip fails late with "No space left on device" half-way through an
+# install: say so before starting.
+define need_disk
+	@free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	if [ "$$free" -lt $(1) ]; then \
+	  echo "$(2): needs about $(1) GB free; $$free GB free on $$(df -P . | awk 'NR==2 {print $$6}')." >&2; \
+	  echo "  Free some space (old clones' .venvs, /tmp) and run it again." >&2; exit 1; fi
+endef
+
 .PHONY: demo-real demo-gguf fetch-smollm2 setup setup-train setup-serve setup-llamacpp setup-go setup-browser serve check chat bench sweep test-fast setup-tcmalloc test lint demo demo-dpo render finetune export clean docs
 
 ## setup: create .venv and install lf-wrap with everything its tests need (idempotent)
@@ -61,6 +71,7 @@ setup-train: $(TRAIN_STAMP)
 
 $(TRAIN_STAMP): requirements/train.lock $(if $(TARGET_SUFFIX),requirements/train-cuda.lock)
 	@if [ -f $(TRAIN_VENV)/.lf-wrap-installed$(OTHER_SUFFIX) ]; then echo "setup-train: target is now $(LF_WRAP_TARGET): rebuilding $(TRAIN_VENV)"; rm -rf $(TRAIN_VENV); fi
+	$(call need_disk,$(if $(TARGET_SUFFIX),12,8),setup-train)
 	@test -x $(TRAIN_VENV)/bin/python || $(PYTHON) -m venv $(TRAIN_VENV)
 	$(TRAIN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/train.lock
 	$(if $(TARGET_SUFFIX),$(TRAIN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/train-cuda.lock)
@@ -72,6 +83,7 @@ setup-serve: $(SERVE_STAMP)
 
 $(SERVE_STAMP): $(SERVE_LOCK)
 	@if [ -f $(SERVE_VENV)/.lf-wrap-installed$(OTHER_SUFFIX) ]; then echo "setup-serve: target is now $(LF_WRAP_TARGET): rebuilding $(SERVE_VENV)"; rm -rf $(SERVE_VENV); fi
+	$(call need_disk,$(if $(TARGET_SUFFIX),10,5),setup-serve)
 	@test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
 ifeq ($(LF_WRAP_TARGET),cuda)
 	$(SERVE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $(SERVE_LOCK)
