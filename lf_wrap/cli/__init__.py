@@ -16,7 +16,7 @@ from lf_wrap.cli.common import Group
 # --help lists the commands in the order of the pipeline, then the rest; a command not named here
 # (a new one) is listed after these, alphabetically.
 PIPELINE = ("model", "data", "init", "train", "export", "serve", "check", "eval", "chat", "report")
-OTHERS = ("render", "template", "launch-plan")
+OTHERS = ("render", "template", "launch-plan", "doctor")
 # Each command: the module that defines it, and its name there.
 COMMANDS = {
     "model": "lf_wrap.cli.model:model",
@@ -32,6 +32,7 @@ COMMANDS = {
     "chat": "lf_wrap.cli.chat:chat",
     "eval": "lf_wrap.cli.evaluate:eval_command",
     "report": "lf_wrap.cli.evaluate:report",
+    "doctor": "lf_wrap.cli.doctor:doctor",
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections import Counter
@@ -120,6 +121,52 @@ def parse_gpus(text: str) -> tuple[Gpu, ...]:
     return tuple(gpus)
 
 
+@dataclass(frozen=True)
+class Driver:
+    """The NVIDIA driver: its version, and the newest CUDA it runs (nvidia-smi's header)."""
+
+    version: str | None
+    cuda: str | None
+
+    def runs(self, cuda_build: str) -> bool | None:
+        """Can this driver run a torch built for `cuda_build` (e.g. "13.0")? None when unknown.
+
+        A driver runs its own CUDA and older; within a major version newer minors run too
+        (CUDA's minor-version compatibility), so only the major version is compared."""
+        if self.cuda is None:
+            return None
+        try:
+            return int(cuda_build.split(".")[0]) <= int(self.cuda.split(".")[0])
+        except ValueError:
+            return None
+
+
+_HEADER = re.compile(r"Driver Version:\s*(?P<driver>[\d.]+).*?CUDA Version:\s*(?P<cuda>[\d.]+)", re.S)
+
+
+def parse_driver(text: str) -> Driver | None:
+    """The driver and CUDA versions from `nvidia-smi`'s header table."""
+    found = _HEADER.search(text)
+    return Driver(found["driver"], found["cuda"]) if found else None
+
+
+def driver() -> tuple[Driver | None, str]:
+    """The NVIDIA driver on this machine, and how that was found (or why it was not)."""
+    if os.environ.get(FAKE_ENV) is not None:
+        return None, f"not asked: GPUs from {FAKE_ENV}"
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None, "nvidia-smi not found"
+    try:
+        done = subprocess.run([smi], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return None, f"nvidia-smi failed: {err}"
+    if done.returncode != 0:
+        return None, f"nvidia-smi failed: {_last_line(done.stderr or done.stdout)}"
+    found = parse_driver(done.stdout)
+    return found, "nvidia-smi" if found else "nvidia-smi printed no driver version"
+
+
 def _last_line(text: str) -> str:
     lines = [x for x in text.strip().splitlines() if x.strip()]
     return lines[-1].strip() if lines else "no output"
@@ -160,7 +207,6 @@ def detect(python: Path | None = None) -> Hardware:
         return Hardware(gpus, False, False, f"the training environment's torch failed: {why}")
     version = answer.get("torch", "?")
     if not answer.get("cuda"):
-        return Hardware(
-            gpus, False, False, f"torch {version} in the training environment cannot use them: a CPU-only build?"
-        )
+        why = f"torch {version} in the training environment cannot use them (`lf-wrap doctor` says why)"
+        return Hardware(gpus, False, False, why)
     return Hardware(gpus, True, bool(answer.get("bf16")), f"nvidia-smi, torch {version} in the training environment")
