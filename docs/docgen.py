@@ -462,6 +462,27 @@ def dpo_real() -> None:
     cog.out("\n" + "\n".join(lines) + "\n\n")
 
 
+def memory_sweep() -> None:
+    """Called from the README's memory-plan section: bench/memory_sweep.json as a table."""
+    import cog
+
+    data = json.loads((ROOT / "bench" / "memory_sweep.json").read_text(encoding="utf-8"))
+    lines = [
+        f"`bench/memory_sweep.py`, {_machine(data['machine'])}, {data['date']}: `lf-wrap train` for {data['steps']} "
+        "optimizer steps on rows longer than the cutoff (fp32 on CPU, LoRA rank 8 on every linear layer, gradient "
+        "checkpointing as LLaMA-Factory does by default); measured: the training process's peak resident memory.",
+        "",
+        "| model | params | method | batch x cutoff | measured peak | planned | plan / measured |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in data["runs"]:
+        lines.append(f"| {r['model']} | {r['params'] / 1e6:.1f} M | {r['method']} | {r['batch']} x {r['cutoff']} | "
+                     f"{r['measured_gib']:.2f} GiB | {r['planned_gib']:.2f} GiB | {r['error']:+.0%} |")  # fmt: skip
+    verdict = "within" if data["met"] else "**not** within"
+    lines += ["", f"Worst row {data['worst_error']:.0%}: {verdict} the ±{data['bound']:.0%} bound."]
+    cog.out("\n" + "\n".join(lines) + "\n\n")
+
+
 def help_pages() -> Iterator[tuple[str, str]]:
     """(command, its --help) for lf-wrap and every command and subcommand, in --help's order."""
     import click
@@ -504,7 +525,7 @@ def cog_files(files: list[Path], *, check: bool = False) -> int:
         "-I",
         str(Path(__file__).parent),
         "-p",
-        "from docgen import bench_results, cli_help, console, demo_sweep, dpo_real, recipe_sweep",
+        "from docgen import bench_results, cli_help, console, demo_sweep, dpo_real, memory_sweep, recipe_sweep",
     ]
     argv += ["--check", "--diff"] if check else ["-r"]
     return Cog().main([*argv, *map(str, files)])

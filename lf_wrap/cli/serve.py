@@ -110,21 +110,8 @@ def serve_start(
     from lf_wrap.steps import serve as step
     from lf_wrap.steps.snippets import for_record
 
-    vllm_only = ("model", "adapter", "adapter_name", "tokenizer", "tensor_parallel_size", "pipeline_parallel_size",
-                 "data_parallel_size", "dtype", "extra")  # fmt: skip
-    if options["engine"] == "llama.cpp":
-        given = [f"--{k.replace('_', '-')}" for k in vllm_only if options[k]]
-        if given:
-            names = ", ".join(given).replace("--extra", "--vllm-arg")
-            raise click.UsageError(f"{names}: vLLM only, not --engine llama.cpp")
-        options["extra"] = options.pop("llamacpp_extra")
-    else:
-        if options["gguf"] or options["llamacpp_extra"]:
-            raise click.UsageError("--gguf and --llamacpp-arg are for --engine llama.cpp")
-        del options["llamacpp_extra"], options["gguf"], options["engine"]
     project = load_project(config_file, run_sets(sets, run_name, runs_dir))
-    options["served_name"] = options.pop("served_model_name")
-    p = step.plan_for(project, **options)
+    p = step.plan_for(project, **engine_options(options))
     for warning in p.warnings:
         click.echo(warning, err=True)
     if dry_run:
@@ -138,6 +125,27 @@ def serve_start(
         served = f"{info['base_url']}/v1 serves {info['served_model_name']!r} (pid {info['pid']}, log {info['log']})"
         click.echo(f"ready in {info['ready_after_s']:.0f} s: {served}; stop with `lf-wrap serve stop`")
         click.echo("\n" + for_record(info, p.run.root, config_file))
+
+
+VLLM_ONLY = ("model", "adapter", "adapter_name", "tokenizer", "tensor_parallel_size", "pipeline_parallel_size",
+             "data_parallel_size", "dtype", "extra")  # fmt: skip
+
+
+def engine_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The options the chosen engine takes (a usage error for another engine's), named as plan_for names them."""
+    options = dict(options)
+    if options["engine"] == "llama.cpp":
+        given = [f"--{k.replace('_', '-')}" for k in VLLM_ONLY if options[k]]
+        if given:
+            names = ", ".join(given).replace("--extra", "--vllm-arg")
+            raise click.UsageError(f"{names}: vLLM only, not --engine llama.cpp")
+        options["extra"] = options.pop("llamacpp_extra")
+    else:
+        if options["gguf"] or options["llamacpp_extra"]:
+            raise click.UsageError("--gguf and --llamacpp-arg are for --engine llama.cpp")
+        del options["llamacpp_extra"], options["gguf"], options["engine"]
+    options["served_name"] = options.pop("served_model_name")
+    return options
 
 
 @serve.command("status")

@@ -139,19 +139,7 @@ def export(
         raise click.UsageError("--quant is for --format gguf")
     project = load_project(config_file, sets)
     if fmt == "gguf":
-        from lf_wrap.steps import export_gguf
-
-        g = export_gguf.plan(project, quant=(quant or export_gguf.DEFAULT_QUANT).lower(), overwrite=overwrite,
-                             chat_template=chat_template)  # fmt: skip
-        if dry_run:
-            click.echo("\n".join(g.dry_run_lines()), err=True)
-            return
-        written = export_gguf.execute(g)
-        if as_json:
-            echo_json(written)
-        else:
-            click.echo(f"exported {written['file']} ({written['bytes'] / 1e6:.1f} MB, {written['quant']}) "
-                       f"in {written['seconds']:.0f} s")  # fmt: skip
+        export_gguf(project, quant, overwrite, dry_run, chat_template, as_json)
         return
     from lf_wrap.steps import export as step
 
@@ -167,6 +155,24 @@ def export(
         echo_json(result)
     elif result["merged"]:
         click.echo(f"exported {result['model']} in {result['duration_s']:.0f} s")
+
+
+def export_gguf(project: Any, quant: str | None, overwrite: bool, dry_run: bool, chat_template: str | None,
+                as_json: bool) -> None:  # fmt: skip
+    """`export --format gguf`: llama.cpp's converter (steps/export_gguf.py)."""
+    from lf_wrap.steps import export_gguf as step
+
+    quant = (quant or step.DEFAULT_QUANT).lower()
+    g = step.plan(project, quant=quant, overwrite=overwrite, chat_template=chat_template)
+    if dry_run:
+        click.echo("\n".join(g.dry_run_lines()), err=True)
+        return
+    written = step.execute(g)
+    if as_json:
+        echo_json(written)
+    else:
+        click.echo(f"exported {written['file']} ({written['bytes'] / 1e6:.1f} MB, {written['quant']}) "
+                   f"in {written['seconds']:.0f} s")  # fmt: skip
 
 
 @click.command("launch-plan")
