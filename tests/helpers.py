@@ -35,6 +35,7 @@ __all__ = [
     "free_port",
     "leaves",
     "lfw",
+    "shell_script",
 ]
 
 LFW = str(Path(sys.executable).parent / "lf-wrap")
@@ -52,6 +53,14 @@ def lfw(
     environ = {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in unset}
     return subprocess.run([LFW, *map(str, args)], cwd=cwd, input=input, capture_output=True, text=True,
                           timeout=timeout, env=environ, check=False)  # fmt: skip
+
+
+def shell_script(path: Path, body: str) -> Path:
+    """An executable /bin/sh script at `path` (a stand-in for nvidia-smi, an environment's Python ...)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return path
 
 
 def commands(group: click.Group, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], click.Command]:

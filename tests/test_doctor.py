@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from lf_wrap.cli import main
 from lf_wrap.project.hardware import FAKE_ENV, Driver, parse_driver
-from tests.helpers import assert_no_crash, lfw
+from tests.helpers import assert_no_crash, lfw, shell_script
 
 # nvidia-smi's header as a driver for CUDA 12.4 prints it (the table's first lines).
 HEADER_550 = """\
@@ -26,17 +26,10 @@ HEADER_580 = HEADER_550.replace("550.54.15", "580.65.06").replace("12.4", "13.0"
 L4 = "NVIDIA L4, 23034 MiB, 8.9"
 
 
-def _script(path: Path, body: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"#!/bin/sh\n{body}\n")
-    path.chmod(0o755)
-    return path
-
-
 def _nvidia_smi(bin_dir: Path, header: str, gpus: str = L4) -> None:
     """Bare: the header table; with --query-gpu: the CSV lines."""
     lines = "\n".join(f"echo '{line}'" for line in header.splitlines())
-    _script(bin_dir / "nvidia-smi", f'if [ -n "$1" ]; then echo "{gpus}"; exit 0; fi\n{lines}')
+    shell_script(bin_dir / "nvidia-smi", f'if [ -n "$1" ]; then echo "{gpus}"; exit 0; fi\n{lines}')
 
 
 def _facts(torch: str | None, cuda_build: str | None, available: bool, **extra: object) -> dict[str, object]:
@@ -48,10 +41,10 @@ def _facts(torch: str | None, cuda_build: str | None, available: bool, **extra: 
 def _environment(root: Path, script: str, facts: dict[str, object], stamp: str | None = None) -> Path:
     """A stand-in venv: bin/<script> (what lf-wrap finds) and bin/python answering with `facts`."""
     bin_dir = root / "bin"
-    _script(bin_dir / "python", f"echo '{json.dumps(facts)}'")
+    shell_script(bin_dir / "python", f"echo '{json.dumps(facts)}'")
     if stamp:
         (root / stamp).write_text("")
-    return _script(bin_dir / script, "exit 0")
+    return shell_script(bin_dir / script, "exit 0")
 
 
 @pytest.fixture
@@ -135,8 +128,8 @@ def test_a_cpu_machine_with_a_cuda_install_is_told_the_smaller_cpu_build(machine
 
 def test_a_missing_engine_says_which_setup_installs_it_and_a_broken_one_fails(machine, tmp_path, monkeypatch):
     broken = tmp_path / "serve" / "bin"
-    _script(broken / "python", "echo 'ImportError: libstdc++.so.6: cannot open shared object file' >&2; exit 1")
-    _script(broken / "vllm", "exit 0")
+    shell_script(broken / "python", "echo 'ImportError: libstdc++.so.6: cannot open shared object file' >&2; exit 1")
+    shell_script(broken / "vllm", "exit 0")
     monkeypatch.setenv("LF_WRAP_LLAMAFACTORY_CLI", str(tmp_path / "nowhere" / "llamafactory-cli"))
     monkeypatch.setenv("LF_WRAP_VLLM", str(broken / "vllm"))
     code, out = _doctor("--json")

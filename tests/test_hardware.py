@@ -10,17 +10,10 @@ import yaml
 
 from lf_wrap.model.folder import count_parameters
 from lf_wrap.project.hardware import FAKE_ENV, Gpu, detect, parse_gpus
-from tests.helpers import fake_safetensors
+from tests.helpers import fake_safetensors, shell_script
 
 H100 = "NVIDIA H100 80GB HBM3, 81559 MiB, 9.0"
 V100 = "Tesla V100-SXM2-16GB, 16384 MiB, 7.0"
-
-
-def _script(path: Path, body: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"#!/bin/sh\n{body}\n")
-    path.chmod(0o755)
-    return path
 
 
 @pytest.fixture
@@ -49,8 +42,8 @@ def test_no_nvidia_smi_means_cpu_training_decided_at_once(machine):
 
 
 def test_a_gpu_the_training_torch_can_use_trains_in_bf16(machine, tmp_path):
-    _script(machine / "nvidia-smi", f"echo '{H100}'")
-    python = _script(tmp_path / "env" / "python", """echo '{"cuda": true, "bf16": true, "torch": "2.7.1"}'""")
+    shell_script(machine / "nvidia-smi", f"echo '{H100}'")
+    python = shell_script(tmp_path / "env" / "python", """echo '{"cuda": true, "bf16": true, "torch": "2.7.1"}'""")
     hw = detect(python)
     assert hw.cuda and hw.bf16 and not hw.use_cpu
     assert hw.summary() == (
@@ -62,8 +55,8 @@ def test_a_gpu_the_training_torch_can_use_trains_in_bf16(machine, tmp_path):
 
 
 def test_an_older_gpu_gets_fp16_and_a_bf16_model_gets_a_caveat(machine, tmp_path):
-    _script(machine / "nvidia-smi", f"echo '{V100}'")
-    python = _script(tmp_path / "env" / "python", """echo '{"cuda": true, "bf16": false, "torch": "2.7.1"}'""")
+    shell_script(machine / "nvidia-smi", f"echo '{V100}'")
+    python = shell_script(tmp_path / "env" / "python", """echo '{"cuda": true, "bf16": false, "torch": "2.7.1"}'""")
     values = detect(python).train_values(model_dtype="bfloat16")
     assert (values["bf16"].value, values["fp16"].value) == (False, True)
     assert "compute capability below 8.0" in values["bf16"].source
@@ -71,8 +64,10 @@ def test_an_older_gpu_gets_fp16_and_a_bf16_model_gets_a_caveat(machine, tmp_path
 
 
 def test_gpus_that_the_training_torch_cannot_use_mean_cpu(machine, tmp_path):
-    _script(machine / "nvidia-smi", f"echo '{H100}'")
-    python = _script(tmp_path / "env" / "python", """echo '{"cuda": false, "bf16": false, "torch": "2.7.1+cpu"}'""")
+    shell_script(machine / "nvidia-smi", f"echo '{H100}'")
+    python = shell_script(
+        tmp_path / "env" / "python", """echo '{"cuda": false, "bf16": false, "torch": "2.7.1+cpu"}'"""
+    )
     hw = detect(python)
     assert hw.use_cpu
     assert "torch 2.7.1+cpu in the training environment cannot use them" in hw.summary()
@@ -80,7 +75,7 @@ def test_gpus_that_the_training_torch_cannot_use_mean_cpu(machine, tmp_path):
 
 
 def test_a_failing_nvidia_smi_means_no_gpu(machine):
-    _script(
+    shell_script(
         machine / "nvidia-smi",
         "echo 'NVIDIA-SMI has failed because it could not communicate with the driver' >&2; exit 9",
     )
