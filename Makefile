@@ -100,7 +100,7 @@ setup-llamacpp: setup
 
 ## test: the whole test suite (CPU only: no GPU, no network beyond loopback)
 test: setup setup-train setup-serve setup-llamacpp setup-go setup-browser fetch-smollm2
-	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) -m "not edit_loop" $(PYTEST_ARGS)
 
 ## test-fast: the edit loop: unit tests and fake-engine tests, no real training or serving (~1 min)
 test-fast: setup setup-go

@@ -214,6 +214,7 @@ def test_parity_asks_a_llamacpp_server_for_its_rendered_prompt_then_its_tokens(r
                             "parse_special": True}  # as llama-server tokenizes a chat prompt  # fmt: skip
 
 
+@pytest.mark.slow  # the training prompt ids come from LLaMA-Factory in the training environment
 def test_parity_is_skipped_without_a_tokenize_route_and_a_wrong_answer_is_one_message(run, project):
     with serve_fake(FakeOpenAI(models=["conch"])) as server:  # no /tokenize: 404
         _project_served_by(run, project, server)

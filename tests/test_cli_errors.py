@@ -73,6 +73,7 @@ def test_every_command_fails_with_a_message_and_exit_1_or_2_never_a_traceback(wo
         (("chat",), ["--base-url", dead], {}, (), 1, f"cannot connect to {dead}/v1"),
         (("eval",), ["--base-url", dead, "--tuned-url", dead, "--dataset", "d.json"], {}, (), 1, "cannot connect to"),
         (("report",), ["--run", "no-such-run"], {}, (), 2, "no-such-run: no such run folder"),
+        (("doctor",), ["--config", "missing.yaml"], {}, (), 2, "missing.yaml: no such file"),
     ]
     cases += [(path, ["--no-such-flag"], {}, (), 2, "No such option") for path in leaves(main)]
     assert {c[0] for c in cases if c[1] != ["--no-such-flag"]} == set(leaves(main)), "a command without a case"

@@ -43,6 +43,7 @@ def test_the_readme_shows_no_path_of_the_machine_it_was_made_on():
     assert str(ROOT) not in text and "/tmp/lf-wrap-docs-" not in text
 
 
+@pytest.mark.edit_loop  # make test runs the whole tour below, these blocks included
 def test_the_readmes_quick_blocks_are_what_lf_wrap_prints_now():
     readme = docgen.readme_blocks()
     quick = [b for b in docgen.session() if b.fast]

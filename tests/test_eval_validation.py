@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from lf_wrap.steps.init import validation_line
 from lf_wrap.util.progress import Progress, describe
 
@@ -38,6 +40,7 @@ def test_init_suggests_a_split_from_1000_rows_and_says_why_not_below():
     assert validation_line(50_000).startswith("  val_size: 1000") and "hold out 1000 rows" in validation_line(50_000)
 
 
+@pytest.mark.slow  # init runs the template check in the training environment
 def test_init_writes_the_comment_for_the_demo_sized_dataset(run, project):
     result = run("init", "--model", "models/tiny-qwen2", "--dataset", "magic_conch", "--dataset-dir", "data")
     assert result.exit_code == 0, result.output

@@ -71,6 +71,7 @@ def test_a_missing_file_is_refused(tmp_path: Path) -> None:
     assert "does not exist" in refused(tmp_path, tmp_path / "nope.gguf")
 
 
+@pytest.mark.slow  # transformers' GGUF loader in the training environment
 def test_a_truncated_gguf_is_refused(tmp_path: Path) -> None:
     whole = write_gguf(tmp_path / "whole.gguf", "llama")
     cut = tmp_path / "cut.gguf"
@@ -80,6 +81,7 @@ def test_a_truncated_gguf_is_refused(tmp_path: Path) -> None:
     assert "download the file again" in err
 
 
+@pytest.mark.slow  # transformers' GGUF loader in the training environment
 def test_an_architecture_transformers_cannot_load_is_refused(tmp_path: Path) -> None:
     err = refused(tmp_path, write_gguf(tmp_path / "odd.gguf", "rwkv99"))
     assert "architecture 'rwkv99' is one transformers cannot load from GGUF" in err
@@ -87,6 +89,7 @@ def test_an_architecture_transformers_cannot_load_is_refused(tmp_path: Path) -> 
     assert "'general'" not in err and "tokenizer," not in err
 
 
+@pytest.mark.slow  # transformers' GGUF loader in the training environment
 def test_a_quantisation_the_gguf_package_cannot_read_is_refused(tmp_path: Path) -> None:
     err = refused(tmp_path, write_gguf(tmp_path / "q8k.gguf", "llama", "q8_k"))
     assert "quantisation Q8_K" in err

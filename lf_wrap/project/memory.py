@@ -18,9 +18,19 @@ training (per device)
                   2022, "Reducing Activation Recomputation in Large Transformer Models"; attention
                   scores not materialised, as with SDPA/flash attention), at the compute dtype's size.
     logits        batch x cutoff x vocab: the 16-bit logits, their fp32 copy for the loss and its
-                  gradient (10 bytes per value; 12 in fp32).
+                  gradient (10 bytes per value); on CPU, in fp32, 20 bytes (the logits, the loss's
+                  log-softmax, their gradients and the logits' gradient: measured, bench/memory_sweep.json).
+    attention     CPU only: attention there runs its unfused path, which keeps the scores and the
+                  softmax (batch x heads x cutoff^2, fp32) of the layer being computed; on a GPU
+                  SDPA/flash attention never materialises them.
     runtime       the framework itself: CUDA context and allocator slack on a GPU (1 GiB), the
-                  Python process with torch, transformers and LLaMA-Factory on CPU (1 GiB).
+                  Python process with torch, transformers and LLaMA-Factory on CPU (1.1 GiB: the
+                  peak of the tiny model's runs, where every other term is under 0.05 GiB).
+
+The weights' gradients are not held at the same moment as the activations, logits and attention:
+the optimizer drops the gradients before each step's forward pass (`zero_grad(set_to_none=True)`)
+and backward frees the loss's tensors as it produces them, so a plan's total counts the larger of
+the two, not both.
 
 serving (vLLM, per device at tensor-parallel size TP)
     weights       parameters x dtype bytes / TP
@@ -40,6 +50,9 @@ from typing import Any
 
 GIB = 1024**3
 CONTEXT_BYTES = 1 * GIB
+CPU_RUNTIME_BYTES = 1.1 * GIB  # measured: bench/memory_sweep.json, the tiny model's runs
+CPU_LOGIT_BYTES = 20  # per logit value in fp32 on CPU (bench/memory_sweep.json)
+CPU_SCORE_COPIES = 2  # the scores and their softmax, fp32, for the layer being computed
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "float32": 4, "bfloat16": 2, "float16": 2}
 QUANT_BYTES = {4: 0.53, 8: 1.06}  # per quantised weight, with bitsandbytes' block constants
 ACTIVATION_FACTOR = 34  # values per token per hidden unit of one layer in full (no attention scores)
@@ -127,6 +140,7 @@ class Term:
     name: str
     bytes: float
     why: str
+    phase: str = ""  # "forward": the step's tensors; "gradients": the weights' gradients; "": always held
 
 
 @dataclass
@@ -138,7 +152,11 @@ class MemoryPlan:
 
     @property
     def total(self) -> float:
-        return sum(t.bytes for t in self.terms)
+        """What is always held, plus the larger of the step's tensors and the weights' gradients (never both)."""
+        held = sum(t.bytes for t in self.terms if not t.phase)
+        forward = sum(t.bytes for t in self.terms if t.phase == "forward")
+        gradients = sum(t.bytes for t in self.terms if t.phase == "gradients")
+        return held + max(forward, gradients)
 
     @property
     def fits(self) -> bool:
@@ -181,7 +199,8 @@ def train_plan(shape: Shape, s: TrainSetup) -> MemoryPlan:
     plan.terms.append(Term("weights", weights / (n if s.zero >= 3 else 1), why + zero_note))
     grads = trainable * trainable_bytes / (n if s.zero >= 2 else 1)
     plan.terms.append(Term("gradients", grads, f"{trainable:,} trainable x {trainable_bytes} bytes"
-                           + (f", ZeRO-{s.zero} over {n}" if s.zero >= 2 and n > 1 else "")))  # fmt: skip
+                           + (f", ZeRO-{s.zero} over {n}" if s.zero >= 2 and n > 1 else "")
+                           + " (not held with the step's tensors below: the larger counts)", "gradients"))  # fmt: skip
     moments = 2 * trainable_bytes  # AdamW's two moments, in the trainable dtype
     optimizer = 0.0 if s.offload else trainable * moments / (n if s.zero >= 1 else 1)
     split = f", ZeRO over {n}" if s.zero and n > 1 else ""
@@ -195,12 +214,16 @@ def train_plan(shape: Shape, s: TrainSetup) -> MemoryPlan:
     else:
         acts = layer * shape.layers
         why = f"{s.batch} x {s.cutoff} tokens x {shape.layers} layers in full (no gradient checkpointing)"
-    plan.terms.append(Term("activations", acts, why))
-    per_logit = (compute + 4 + 4) if s.gpu else 12
+    plan.terms.append(Term("activations", acts, why, "forward"))
+    per_logit = (compute + 4 + 4) if s.gpu else CPU_LOGIT_BYTES
     why = f"{tokens} tokens x {shape.vocab:,} vocab x {per_logit} bytes (logits, fp32 loss, grad)"
-    plan.terms.append(Term("logits", tokens * shape.vocab * per_logit, why))
-    plan.terms.append(Term("runtime", CONTEXT_BYTES, "CUDA context and allocator slack" if s.gpu
-                           else "Python, torch, transformers, LLaMA-Factory"))  # fmt: skip
+    plan.terms.append(Term("logits", tokens * shape.vocab * per_logit, why, "forward"))
+    if not s.gpu:
+        scores = s.batch * shape.heads * s.cutoff**2 * 4 * CPU_SCORE_COPIES
+        why = f"{s.batch} x {shape.heads} heads x {s.cutoff}^2 x 4 bytes x {CPU_SCORE_COPIES} (scores, softmax: CPU)"
+        plan.terms.append(Term("attention", scores, why, "forward"))
+    runtime = "CUDA context and allocator slack" if s.gpu else "Python, torch, transformers, LLaMA-Factory (measured)"
+    plan.terms.append(Term("runtime", CONTEXT_BYTES if s.gpu else CPU_RUNTIME_BYTES, runtime))
     return plan
 
 
