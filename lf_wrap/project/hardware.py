@@ -172,26 +172,33 @@ def _last_line(text: str) -> str:
     return lines[-1].strip() if lines else "no output"
 
 
-def detect(python: Path | None = None) -> Hardware:
-    """Look at this machine. `python` is the training environment's interpreter."""
+def list_gpus() -> tuple[tuple[Gpu, ...], str]:
+    """The GPUs nvidia-smi lists (or LF_WRAP_FAKE_GPUS), and how that was found or why there are none."""
     fake = os.environ.get(FAKE_ENV)
     if fake is not None:
         if fake.strip().lower() in ("", "0", "none"):
-            return Hardware((), False, False, f"{FAKE_ENV}={fake.strip() or 'none'}")
-        gpus = parse_gpus(fake.replace(";", "\n"))
-        return Hardware(gpus, bool(gpus), bool(gpus) and all(g.bf16_capable for g in gpus), FAKE_ENV)
+            return (), f"{FAKE_ENV}={fake.strip() or 'none'}"
+        return parse_gpus(fake.replace(";", "\n")), FAKE_ENV
     smi = shutil.which("nvidia-smi")
     if smi is None:
-        return Hardware((), False, False, "nvidia-smi not found")
+        return (), "nvidia-smi not found"
     try:
         done = subprocess.run([smi, *QUERY], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as err:
-        return Hardware((), False, False, f"nvidia-smi failed: {err}")
+        return (), f"nvidia-smi failed: {err}"
     if done.returncode != 0:
-        return Hardware((), False, False, f"nvidia-smi failed: {_last_line(done.stderr or done.stdout)}")
+        return (), f"nvidia-smi failed: {_last_line(done.stderr or done.stdout)}"
     gpus = parse_gpus(done.stdout)
+    return gpus, "nvidia-smi" if gpus else "nvidia-smi lists no GPU"
+
+
+def detect(python: Path | None = None) -> Hardware:
+    """Look at this machine. `python` is the training environment's interpreter."""
+    gpus, how = list_gpus()
+    if how.startswith(FAKE_ENV):
+        return Hardware(gpus, bool(gpus), bool(gpus) and all(g.bf16_capable for g in gpus), how)
     if not gpus:
-        return Hardware((), False, False, "nvidia-smi lists no GPU")
+        return Hardware((), False, False, how)
     capable = all(g.bf16_capable for g in gpus)
     if python is None or not python.exists():
         return Hardware(gpus, True, capable, "nvidia-smi; no training environment to ask, bf16 from compute capability")

@@ -11,7 +11,6 @@ that is missing says which `make setup-…` installs it.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shutil
 import subprocess
@@ -23,7 +22,7 @@ from typing import Any, Literal
 from lf_wrap.engines.llamacpp import BUILD_HINT, LlamaCpp
 from lf_wrap.engines.llamafactory import LlamaFactory
 from lf_wrap.engines.vllm import Vllm, usable_cpus
-from lf_wrap.project.hardware import FAKE_ENV, Driver, Gpu, driver, parse_gpus
+from lf_wrap.project.hardware import Driver, driver, list_gpus
 from lf_wrap.util.errors import LfWrapError
 
 INSIDE = Path(__file__).resolve().parents[1] / "engines" / "inside"
@@ -110,26 +109,6 @@ def machine_facts(cpuinfo: Path = Path("/proc/cpuinfo"), meminfo: Path = Path("/
     }
 
 
-def look_at_gpus() -> tuple[list[Gpu], str]:
-    """The GPUs nvidia-smi lists (or LF_WRAP_FAKE_GPUS), and how that was found."""
-    fake = os.environ.get(FAKE_ENV)
-    if fake is not None:
-        gpus = [] if fake.strip().lower() in ("", "0", "none") else list(parse_gpus(fake.replace(";", "\n")))
-        return gpus, FAKE_ENV
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return [], "nvidia-smi not found"
-    from lf_wrap.project.hardware import QUERY
-
-    try:
-        done = subprocess.run([smi, *QUERY], capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired) as err:
-        return [], f"nvidia-smi failed: {err}"
-    if done.returncode != 0:
-        return [], f"nvidia-smi failed: {(done.stderr or done.stdout).strip()[-200:]}"
-    return list(parse_gpus(done.stdout)), "nvidia-smi"
-
-
 def installed_for(python: Path) -> str | None:
     """cpu or cuda: which target `make setup-train/-serve` installed this environment for (its stamp)."""
     env_root = python.parent.parent
@@ -179,7 +158,7 @@ def find_environments(llamafactory_cli: str | None, vllm: str | None, root: Path
 
 
 def look(llamafactory_cli: str | None = None, vllm: str | None = None, root: Path | None = None) -> Report:
-    gpus, how = look_at_gpus()
+    gpus, how = list_gpus()
     found_driver, driver_how = driver() if gpus else (None, "no GPU")
     try:
         llamacpp: str | None = str(LlamaCpp.find().root)
