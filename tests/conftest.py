@@ -36,6 +36,24 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for _key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_key, str(_share))
 
+# Every vLLM server the tests start skips torch.compile (`--enforce-eager`, through lf-wrap's
+# LF_WRAP_VLLM_ARGS): about 25 s of every start on 2 CPUs, paid again for each new model path, i.e.
+# for nearly every server here; what the tests assert (answers, stop tokens, token ids) does not
+# depend on it. The tests of the path users run keep vLLM's default, compiled: the README tour
+# and the real model (`compiled_vllm` below); commands run in-process (`run`) print what users see.
+EAGER = "--enforce-eager"
+os.environ.setdefault("LF_WRAP_VLLM_ARGS", EAGER)
+
+
+@pytest.fixture(scope="module")
+def compiled_vllm() -> Any:
+    """vLLM as users get it (compiled) for a whole module: `pytestmark = pytest.mark.usefixtures(...)`."""
+    with pytest.MonkeyPatch.context() as patch:
+        if os.environ.get("LF_WRAP_VLLM_ARGS") == EAGER:
+            patch.delenv("LF_WRAP_VLLM_ARGS")
+        yield
+
+
 # The files that take longest start first (durations of a clean-clone `make test --durations`:
 # the real model ~18 min, the five families ~10, the benchmarks' smoke runs ~7, the README tour
 # ~4 ...): with two workers each file runs whole on one of them (--dist loadfile), and a long
@@ -81,10 +99,13 @@ def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def run() -> Callable[..., Result]:
     """lf-wrap in-process. An exception that escapes a command (what the user would see as a
-    traceback) is raised out of the runner and fails the test at once (catch_exceptions=False)."""
+    traceback) is raised out of the runner and fails the test at once (catch_exceptions=False).
+    The commands it prints are the ones users get: without the suite's LF_WRAP_VLLM_ARGS (a test
+    that sets its own keeps it)."""
 
     def invoke(*args: str, input: str | None = None) -> Result:
-        return CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+        env = {"LF_WRAP_VLLM_ARGS": None} if os.environ.get("LF_WRAP_VLLM_ARGS") == EAGER else {}
+        return CliRunner(env=env).invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
 
     return invoke
 

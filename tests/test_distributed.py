@@ -151,3 +151,16 @@ def test_multi_node_serving_command_passes_ray_and_parallel_sizes(run, tiny_mode
     assert result.exit_code == 0, result.output
     assert "--tensor-parallel-size 8 --pipeline-parallel-size 2 --distributed-executor-backend=ray" in result.stdout
     assert "VLLM_CPU_OMP_THREADS_BIND" not in result.stdout
+
+
+def test_lf_wrap_vllm_args_go_before_the_commands_own_vllm_args(run, tiny_model, monkeypatch):
+    monkeypatch.setenv("LF_WRAP_VLLM_ARGS", "--enforce-eager --max-num-seqs 4")
+    result = run("serve", "--dry-run", "--model", tiny_model, "--vllm-arg=--max-num-seqs=8", "--port", str(free_port()))
+    assert result.exit_code == 0, result.output
+    assert "--enforce-eager --max-num-seqs 4 --max-num-seqs=8" in result.stdout  # the command's own win (last)
+
+
+def test_unbalanced_quotes_in_lf_wrap_vllm_args_are_a_message(run, tiny_model, monkeypatch):
+    monkeypatch.setenv("LF_WRAP_VLLM_ARGS", "--chat-template 'x")
+    result = run("serve", "--dry-run", "--model", tiny_model, "--port", str(free_port()))
+    assert result.exit_code == 2 and 'LF_WRAP_VLLM_ARGS="--chat-template \'x": No closing quotation' in result.output

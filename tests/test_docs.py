@@ -28,6 +28,8 @@ sys.path.insert(0, str(ROOT / "docs"))
 import docgen  # noqa: E402
 
 STALE = "stale: regenerate with `make docs` (docs/docgen.py)"
+# The README shows the commands users run: vLLM as it comes, compiled (not the suite's --enforce-eager).
+pytestmark = pytest.mark.usefixtures("compiled_vllm")
 
 
 def test_the_cli_reference_is_every_commands_help_exactly():

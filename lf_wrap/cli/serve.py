@@ -80,7 +80,10 @@ def serve() -> None:
     help="Seconds to wait for /health when detached.",
 )
 @click.option("--dry-run", is_flag=True, help="Print the command, start nothing.")
-@click.option("--vllm-arg", "extra", multiple=True, metavar="ARG", help="Passed to vllm serve untouched (repeatable).")
+@click.option(
+    "--vllm-arg", "extra", multiple=True, metavar="ARG",
+    help="Passed to vllm serve untouched (repeatable), after the flags in LF_WRAP_VLLM_ARGS.",
+)  # fmt: skip
 @click.option(
     "--llamacpp-arg", "llamacpp_extra", multiple=True, metavar="ARG",
     help="Passed to llama-server untouched (repeatable), e.g. --llamacpp-arg=--parallel=8.",

@@ -24,18 +24,26 @@ With an API key, the key goes to the server in VLLM_API_KEY (vLLM reads it like
 inside/vllm_plugin/ goes first on PYTHONPATH so that `--middleware lf_wrap_auth.ApiKeyMiddleware`
 can put every route but /health behind the key (vLLM's own check covers only /v1 and a few
 other prefixes).
+
+LF_WRAP_VLLM_ARGS adds flags to every vLLM server lf-wrap starts (`serve`, and the servers
+`eval` starts), before the command's own --vllm-arg ones: e.g. `--enforce-eager`, which skips
+torch.compile's warm-up (about 25 s of every start on 2 CPUs, paid again for each new model
+path) at some decoding speed. The test suite sets it for its many short-lived servers.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from lf_wrap.engines.locate import locate
+from lf_wrap.util.errors import LfWrapError
 
 ENV_VAR = "LF_WRAP_VLLM"
+ARGS_ENV = "LF_WRAP_VLLM_ARGS"
 KEY_ENV = "VLLM_API_KEY"  # read by vLLM itself and by lf_wrap_auth.ApiKeyMiddleware
 PLUGIN_DIR = Path(__file__).resolve().parent / "inside" / "vllm_plugin"
 AUTH_MIDDLEWARE = "lf_wrap_auth.ApiKeyMiddleware"
@@ -90,6 +98,14 @@ def find_tcmalloc(dirs: tuple[str, ...] | None = None) -> Path | None:
             if (Path(d) / name).exists():
                 return Path(d) / name
     return None
+
+
+def env_args() -> list[str]:
+    """The flags LF_WRAP_VLLM_ARGS adds to every server (split as a shell would, never run by one)."""
+    try:
+        return shlex.split(os.environ.get(ARGS_ENV, ""))
+    except ValueError as err:
+        raise LfWrapError(f"{ARGS_ENV}={os.environ[ARGS_ENV]!r}: {err}", hint="quote it as a shell would") from None
 
 
 @dataclass(frozen=True)

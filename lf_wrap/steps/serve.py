@@ -27,7 +27,7 @@ from typing import Any
 
 from lf_wrap.engines.llamacpp import KEY_ENV as LLAMA_KEY_ENV
 from lf_wrap.engines.llamacpp import LlamaCpp
-from lf_wrap.engines.vllm import AUTH_MIDDLEWARE, KEY_ENV, TCMALLOC_HINT, Vllm
+from lf_wrap.engines.vllm import AUTH_MIDDLEWARE, KEY_ENV, TCMALLOC_HINT, Vllm, env_args
 from lf_wrap.model.folder import check_model_dir
 from lf_wrap.model.sampling import sampling_defaults
 from lf_wrap.model.template_agreement import PARTS
@@ -116,6 +116,7 @@ def plan(
     chat_template: Path | None = None,
 ) -> ServePlan:
     run = RunFolder(project.run_dir.resolve())
+    extra = (*env_args(), *extra)
     if any(a.partition("=")[0].replace("_", "-") in SECRET_FLAGS for a in extra):  # vLLM reads --api_key too
         raise LfWrapError(
             "--vllm-arg=--api-key would put the key on the command line (every user sees it in `ps`) and "
