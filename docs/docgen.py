@@ -430,12 +430,17 @@ def recipe_sweep() -> None:
         "| canary verdict | answers in the persona's words |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    notes = []
     for r in data["runs"]:
         h, c = r["held_out"], r["canary"]
-        lines.append(f"| `{r['name']}`: {r['what']} | {r['steps']} | {r['train_s'] / 60:.1f} min | "
+        mark = "*" * (len(notes) + 1) if r.get("train_note") else ""
+        if mark:
+            notes.append(f"{mark} `{r['name']}` {r['train_note']}.")
+        lines.append(f"| `{r['name']}`: {r['what']} | {r['steps']} | {r['train_s'] / 60:.1f} min{mark} | "
                      f"{r['final_loss']:.3f} | {h['base']}/{h['rows']} → **{h['tuned']}/{h['rows']}** | "
                      f"{c['base_right']}/{c['questions']} → {c['tuned_right']}/{c['questions']} "
                      f"({c['broken']}, {c['fixed']}) | {c['verdict']} | {c['drift']} |")  # fmt: skip
+    lines += ["", *notes] if notes else []
     cog.out("\n" + "\n".join(lines) + "\n\n")
 
 
