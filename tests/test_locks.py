@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -49,33 +48,47 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def resolve(tmp_path: Path, *locks: str) -> dict[str, str]:
-    """What pip would install for `locks` on this platform, resolved from the registry's metadata."""
-    report = tmp_path / "report.json"
-    files = [x for lock in locks for x in ("-r", str(REPO / lock))]
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-         "--disable-pip-version-check", "--report", str(report), *files],
-        capture_output=True, text=True, check=False, timeout=1200,
-    )  # fmt: skip
-    if done.returncode != 0 and re.search(r"(?i)(connection|network is unreachable|name resolution|timed out)",
-                                          done.stderr):  # fmt: skip
-        pytest.skip(f"the package registry is not reachable: {done.stderr.strip().splitlines()[-1]}")
-    assert done.returncode == 0, done.stderr[-3000:]
-    return {_norm(i["metadata"]["name"]): i["metadata"]["version"] for i in json.loads(report.read_text())["install"]}
+# The CUDA lock sets the tests below resolve: both at once (one module fixture), since each is
+# minutes of waiting on the registry's metadata, not of CPU.
+CUDA_SETS = {
+    "serving": ("requirements/serve-cuda.lock",),
+    "training": ("requirements/train.lock", "requirements/train-cuda.lock"),
+}
 
 
-@pytest.mark.slow  # ~2 min of metadata downloads
-def test_the_cuda_serving_lock_resolves_to_exactly_its_pins(tmp_path):
-    want = pins("requirements/serve-cuda.lock")
-    got = resolve(tmp_path, "requirements/serve-cuda.lock")
-    assert got == want  # complete (nothing pulled in that is not pinned) and consistent (pip agrees with every pin)
+@pytest.fixture(scope="module")
+def resolved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
+    """What pip would install for each of CUDA_SETS on this platform, from the registry's metadata."""
+    tmp = tmp_path_factory.mktemp("locks")
+    running = {}
+    for name, locks in CUDA_SETS.items():
+        files = [x for lock in locks for x in ("-r", str(REPO / lock))]
+        running[name] = subprocess.Popen(
+            [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+             "--disable-pip-version-check", "--report", str(tmp / f"{name}.json"), *files],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    out = {}
+    for name, proc in running.items():
+        _, stderr = proc.communicate(timeout=1200)
+        if proc.returncode != 0 and re.search(r"(?i)(connection|network is unreachable|name resolution|timed out)",
+                                              stderr):  # fmt: skip
+            pytest.skip(f"the package registry is not reachable: {stderr.strip().splitlines()[-1]}")
+        assert proc.returncode == 0, stderr[-3000:]
+        report = json.loads((tmp / f"{name}.json").read_text())
+        out[name] = {_norm(i["metadata"]["name"]): i["metadata"]["version"] for i in report["install"]}
+    return out
+
+
+@pytest.mark.slow  # ~2 min of metadata downloads (both sets at once)
+def test_the_cuda_serving_lock_resolves_to_exactly_its_pins(resolved):
+    got = resolved["serving"]
+    assert got == pins(*CUDA_SETS["serving"])  # complete (nothing unpinned pulled in) and consistent (pip agrees)
     assert got["vllm"] == "0.33.0" and got["torch"].startswith("2.")
 
 
 @pytest.mark.slow
-def test_the_cuda_training_locks_resolve_with_qlora_and_deepspeed(tmp_path):
-    want = pins("requirements/train.lock", "requirements/train-cuda.lock")
-    got = resolve(tmp_path, "requirements/train.lock", "requirements/train-cuda.lock")
-    assert got == want
+def test_the_cuda_training_locks_resolve_with_qlora_and_deepspeed(resolved):
+    got = resolved["training"]
+    assert got == pins(*CUDA_SETS["training"])
     assert "bitsandbytes" in got and "deepspeed" in got
