@@ -108,7 +108,7 @@ def main() -> None:
         {
             "compares": "`lf-wrap train` vs bare `llamafactory-cli train`, same YAML"
             + (
-                f", {Path(cfg).parent.name}/{Path(cfg).name} (SmolLM2-135M-Instruct, `make demo-real`), {runs} round"
+                f", {Path(cfg).parent.name}/{Path(cfg).name} (SmolLM2-135M-Instruct, `make demo-real`), {runs} round{'s' if runs > 1 else ''}"
                 if args.real
                 else ""
             ),

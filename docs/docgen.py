@@ -430,7 +430,7 @@ def recipe_sweep() -> None:
         "| canary verdict | answers in the persona's words |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    notes = []
+    notes: list[str] = []
     for r in data["runs"]:
         h, c = r["held_out"], r["canary"]
         mark = "*" * (len(notes) + 1) if r.get("train_note") else ""
