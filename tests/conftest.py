@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from lf_wrap.cli import main
+from lf_wrap.engines.vllm import ARGS_ENV as VLLM_ARGS_ENV
 
 from .browser import browser  # noqa: F401  (the headless-Chromium fixture, for every test module)
 
@@ -42,15 +43,15 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # depend on it. The tests of the path users run keep vLLM's default, compiled: the README tour
 # and the real model (`compiled_vllm` below); commands run in-process (`run`) print what users see.
 EAGER = "--enforce-eager"
-os.environ.setdefault("LF_WRAP_VLLM_ARGS", EAGER)
+os.environ.setdefault(VLLM_ARGS_ENV, EAGER)
 
 
 @pytest.fixture(scope="module")
 def compiled_vllm() -> Any:
     """vLLM as users get it (compiled) for a whole module: `pytestmark = pytest.mark.usefixtures(...)`."""
     with pytest.MonkeyPatch.context() as patch:
-        if os.environ.get("LF_WRAP_VLLM_ARGS") == EAGER:
-            patch.delenv("LF_WRAP_VLLM_ARGS")
+        if os.environ.get(VLLM_ARGS_ENV) == EAGER:
+            patch.delenv(VLLM_ARGS_ENV)
         yield
 
 
@@ -104,7 +105,7 @@ def run() -> Callable[..., Result]:
     that sets its own keeps it)."""
 
     def invoke(*args: str, input: str | None = None) -> Result:
-        env = {"LF_WRAP_VLLM_ARGS": None} if os.environ.get("LF_WRAP_VLLM_ARGS") == EAGER else {}
+        env = {VLLM_ARGS_ENV: None} if os.environ.get(VLLM_ARGS_ENV) == EAGER else {}
         return CliRunner(env=env).invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
 
     return invoke
