@@ -41,6 +41,8 @@ def test_init_writes_a_commented_project_for_the_model_and_registers_the_data(ru
     assert train["learning_rate"] == 1.0e-3 and train["num_train_epochs"] == 14.0 and train["lora_rank"] == 16
     assert train["per_device_train_batch_size"] == 8 and train["logging_steps"] == 3  # 98 steps / 30 points
     assert train["cutoff_len"] == 128  # the demo rows are at most 93 tokens with this tokenizer
+    assert train["disable_gradient_checkpointing"] is True  # a model up to 1B: the same numbers, 18% faster
+    assert "each layer's forward computed once, not twice: measured 678 -> 555 s" in text
     assert "use_cpu" not in train and "bf16" not in train  # decided from the machine at train time
     for line in text.splitlines():  # a comment beside every value
         if line.strip() and not line.lstrip().startswith("#"):

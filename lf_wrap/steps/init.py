@@ -44,6 +44,8 @@ from lf_wrap.util.render import comment_text, to_yaml
 
 # The hyperparameters written out for the user to see and edit; every other value comes
 # from lf_wrap/project/defaults.py at train time (`lf-wrap render train` shows them all).
+# written only where the recipe sets them (small_data.py: models up to 1B parameters)
+WRITTEN_IF_SET = ("disable_gradient_checkpointing",)
 WRITTEN_KEYS = (
     "lora_rank",
     "learning_rate",
@@ -295,6 +297,9 @@ def plan(
         if key == "num_train_epochs" and not small:
             why += f"; {rows} rows / batch {batch} = {steps} steps per epoch, {steps * epochs:g} in all"
         lines.append(_line(key, default.value, why, indent=2))
+    for key in WRITTEN_IF_SET:
+        if key in defaults:
+            lines.append(_line(key, defaults[key].value, defaults[key].source, indent=2))
     lines.append(validation_line(data.report.rows))
     lines.append(_line("export", {}, "any LLaMA-Factory export argument, e.g. export_size: 2"))
     registered = f"registered {data.name!r} in {dataset_dir}/dataset_info.json" if data.to_register else ""
