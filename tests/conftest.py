@@ -6,6 +6,7 @@ import json
 import os
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # Every vLLM server the tests start skips torch.compile (`--enforce-eager`, through lf-wrap's
 # LF_WRAP_VLLM_ARGS): about 25 s of every start on 2 CPUs, paid again for each new model path, i.e.
 # for nearly every server here; what the tests assert (answers, stop tokens, token ids) does not
-# depend on it. The tests of the path users run keep vLLM's default, compiled: the README tour
-# and the real model (`compiled_vllm` below); commands run in-process (`run`) print what users see.
+# depend on it. The README tour, the path users run, keeps vLLM's default, compiled (`compiled_vllm`
+# below; the real model's starts compiled for 101 s each in CI, so it runs eager like the rest);
+# commands run in-process (`run`) print what users see.
 EAGER = "--enforce-eager"
 os.environ.setdefault(VLLM_ARGS_ENV, EAGER)
 
@@ -86,8 +88,12 @@ def pytest_report_header() -> str:
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """lf-wrap's cache (remembered template checks) lives in the session's temp folder, never in ~/.cache."""
-    os.environ["LF_WRAP_CACHE_DIR"] = str(tmp_path_factory.mktemp("lf-wrap-cache"))
+    """lf-wrap's cache (remembered template checks) lives in the session's temp folder, never in
+    ~/.cache: one for all workers (its entries are content-addressed and written atomically), so a
+    check one worker ran is remembered by the other."""
+    cache = shared_folder(tmp_path_factory) / "lf-wrap-cache"
+    cache.mkdir(exist_ok=True)
+    os.environ["LF_WRAP_CACHE_DIR"] = str(cache)
 
 
 @pytest.fixture(autouse=True)
@@ -129,14 +135,54 @@ def write(tmp_path: Path) -> Callable[[str, Any], Path]:
     return _write
 
 
+def shared_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's temp folder that every pytest-xdist worker sees: pytest-of-<user>/pytest-N/,
+    above each worker's popen-gwK/ (the session's own folder without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Any]) -> tuple[Path, Any]:
+    """`build(folder)` once for the whole session, not once per pytest-xdist worker (the recipe in
+    pytest-xdist's docs: the first worker to ask builds under a file lock in the folder the workers
+    share; the others wait for it). Returns the shared folder, read-only from then on, and what
+    `build` returned (JSON)."""
+    from filelock import FileLock
+
+    shared = shared_folder(tmp_path_factory)
+    folder, record = shared / name, shared / f"{name}.json"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not record.is_file():
+            record.write_text(json.dumps(build(folder)))
+    return folder, json.loads(record.read_text())
+
+
+def copy_of(tmp_path_factory: pytest.TempPathFactory, src: Path, name: str) -> Path:
+    """A worker's own copy of a shared folder: the absolute paths written inside it (train.yaml,
+    manifest.json, adapter_config.json, logs) point at the copy, as if it had been made there."""
+    import shutil
+
+    dst = tmp_path_factory.mktemp(name) / src.name
+    shutil.copytree(src, dst)
+    old, new = str(src).encode(), str(dst).encode()
+    for path in dst.rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.stat().st_size < 4_000_000:
+            data = path.read_bytes()
+            if old in data and b"\0" not in data:
+                path.write_bytes(data.replace(old, new))
+    return dst
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo's tiny model, built once per test session."""
+    """The demo's tiny model (a trained tokenizer, random weights: ~10 s), built once per test session."""
     from lf_wrap.model.tiny import build
 
-    out = tmp_path_factory.mktemp("tiny") / "tiny-qwen2"
-    build(out, DATASETS, seed=0)
-    return out
+    def make(out: Path) -> None:
+        build(out, DATASETS, seed=0)
+
+    shared, _ = built_once(tmp_path_factory, "tiny-qwen2", make)
+    return copy_of(tmp_path_factory, shared, "tiny")
 
 
 @pytest.fixture(scope="session")
@@ -148,9 +194,12 @@ def tiny_family(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> C
 
     def get(name: str) -> Path:
         if name not in built:
-            out = tmp_path_factory.mktemp("tiny") / f"tiny-{name}"
-            build(out, DATASETS, seed=0, family_name=name)
-            built[name] = out
+
+            def make(out: Path) -> None:
+                build(out, DATASETS, seed=0, family_name=name)
+
+            shared, _ = built_once(tmp_path_factory, f"tiny-{name}", make)
+            built[name] = copy_of(tmp_path_factory, shared, "tiny")
         return built[name]
 
     return get
@@ -167,25 +216,54 @@ def project(tmp_path: Path, tiny_model: Path, run: Callable[..., Result]) -> Pat
     return tmp_path
 
 
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> dict[str, Any]:
-    """One real train + export of the demo (through llamafactory-cli), shared by the tests
-    that need a fine-tuned model. A copy of the demo project file (examples/magic_conch.yaml)
-    in this folder: a copy's relative paths are relative to its own folder."""
+@dataclass(frozen=True)
+class Ran:
+    """What a test reads of a command's result (CliRunner's Result, kept as text across workers)."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def _train_demo(root: Path, tiny_model: Path) -> dict[str, Ran]:
+    """register + train + export of the demo in `root`, through the real llamafactory-cli."""
     import shutil
 
     from lf_wrap.util.paths import demo_project
 
-    root = tmp_path_factory.mktemp("project")
     shutil.copytree(tiny_model, root / "models" / "tiny-qwen2")
     shutil.copy(demo_project(), root / "lf-wrap.yaml")
     cfg = str(root / "lf-wrap.yaml")
     runner = CliRunner()
-    reg = runner.invoke(main, ["data", "register", str(DATASETS / "magic_conch.json"), "--name", "magic_conch",
-                               "--dataset-dir", str(root / "data")])  # fmt: skip
-    assert reg.exit_code == 0, reg.output
-    train = runner.invoke(main, ["train", "--config", cfg, "--set", f"seed={TRAIN_SEED}"])
-    assert train.exit_code == 0, train.output
-    export = runner.invoke(main, ["export", "--config", cfg])
-    assert export.exit_code == 0, export.output
-    return {"root": root, "config": cfg, "train": train, "export": export, "run": root / "runs" / "magic-conch"}
+    done: dict[str, Ran] = {}
+    for step, args in (
+        ("register", ["data", "register", str(DATASETS / "magic_conch.json"), "--name", "magic_conch",
+                      "--dataset-dir", str(root / "data")]),
+        ("train", ["train", "--config", cfg, "--set", f"seed={TRAIN_SEED}"]),
+        ("export", ["export", "--config", cfg]),
+    ):  # fmt: skip
+        result = runner.invoke(main, args)
+        assert result.exit_code == 0, result.output
+        done[step] = Ran(result.exit_code, result.stdout, result.stderr)
+    return done
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> dict[str, Any]:
+    """One real train + export of the demo (through llamafactory-cli), shared by the tests
+    that need a fine-tuned model. A copy of the demo project file (examples/magic_conch.yaml)
+    in this folder: a copy's relative paths are relative to its own folder.
+
+    Trained once for the whole session (~2 min), not once per worker (built_once); each worker
+    works on its own copy, so its servers, exports and manifests never meet the other's."""
+    shared, ran = built_once(tmp_path_factory, "trained-demo",
+                             lambda root: {k: vars(v) for k, v in _train_demo(root, tiny_model).items()})  # fmt: skip
+    root = copy_of(tmp_path_factory, shared, "project")
+    here = {k: Ran(v["exit_code"], *(v[f].replace(str(shared), str(root)) for f in ("stdout", "stderr")))
+            for k, v in ran.items()}  # fmt: skip
+    return {"root": root, "config": str(root / "lf-wrap.yaml"), "train": here["train"], "export": here["export"],
+            "run": root / "runs" / "magic-conch"}  # fmt: skip

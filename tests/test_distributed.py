@@ -88,16 +88,16 @@ def test_four_node_plan_prints_one_command_per_node_and_a_slurm_line(run):
 @pytest.mark.slow
 def test_two_process_ddp_on_cpu_doubles_the_global_batch_and_still_learns(project, run):
     port = free_port()
-    # Twice the batch per step means half the steps per epoch: train 175 epochs to take the
-    # same 700 optimizer steps as the single-process demo.
+    # Twice the batch per step means half the steps per epoch: 100 epochs are 400 optimizer steps
+    # (the single-process demo takes 700 and has converged by ~210); measured: 56 of 56 answers back.
     result = run("train", "--no-template-check", "--nproc-per-node", "2", "--master-port", str(port),
-                 "--set", "num_train_epochs=175")  # fmt: skip
+                 "--set", "num_train_epochs=100")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "global batch size 16 = 8 per device x 1 accumulation x 2 processes x 1 nodes" in result.stderr
     manifest = json.loads((project / "runs" / "magic-conch" / "manifest.json").read_text())
     launch = manifest["train"]["launch"]
     assert launch["world_size"] == 2 and launch["global_batch_size"] == 16
-    assert manifest["train"]["total_steps"] == 700  # 56 rows / 16 per step -> 4 steps x 175 epochs
+    assert manifest["train"]["total_steps"] == 400  # 56 rows / 16 per step -> 4 steps x 100 epochs
     assert run("export").exit_code == 0
     rows = json.loads((DATASETS / "magic_conch.json").read_text(encoding="utf-8"))
     assert golden_matches(project / "runs" / "magic-conch" / "merged", rows) >= 0.5 * len(rows)
