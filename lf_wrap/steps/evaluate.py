@@ -45,6 +45,7 @@ from lf_wrap.model.folder import tensor_shapes
 from lf_wrap.model.thinking import request_kwargs
 from lf_wrap.project.config import Project
 from lf_wrap.project.runs import RunFolder, now
+from lf_wrap.project.small_data import REPLAY_SUFFIX
 from lf_wrap.project.target import in_a_project, locate
 from lf_wrap.steps import evaluate_canary as canary
 from lf_wrap.steps import evaluate_gate as gate
@@ -92,6 +93,7 @@ class Plan:
     servers: list[ServePlan] = field(default_factory=list)  # what lf-wrap starts (none with --base-url/--tuned-url)
     notes: list[str] = field(default_factory=list)
     vocabulary: list[str] = field(default_factory=list)  # names of the training answers, for the canary's drift
+    replayed: bool = False  # the run trained on replay rows already (its verdict's advice then differs)
 
 
 def rows_from_dataset(ref: str, dataset_dir: Path, n: int) -> Rows:
@@ -394,6 +396,8 @@ def compare(
         p = plan_run(project, rows, run)
     if canary_on:
         p.vocabulary = training_vocabulary(project, manifest, rows)
+        p.replayed = any(str(d.get("name", "")).endswith(REPLAY_SUFFIX)
+                         for d in (manifest.get("train") or {}).get("datasets") or [])  # fmt: skip
     console.note(f"eval: {rows.describe()}")
     console.note(f"eval: {p.how}")
     result = execute(p, api_key, opts)
@@ -438,9 +442,6 @@ def training_vocabulary(project: Project | None, manifest: dict[str, Any], rows:
         with contextlib.suppress(LfWrapError):
             answers = [r.expected for r in from_registered(project.path(project.config.dataset_dir), names)[0]]
     return canary.names(answers)
-
-
-REPLAY_SUFFIX = "_replay"
 
 
 # -- scoring ----------------------------------------------------------------------------
@@ -495,7 +496,7 @@ def summarise(p: Plan, answers: dict[str, list[dict[str, Any]]]) -> dict[str, An
         judged["canary"] = canary.judge_canary(
             [a["answer"] for a in answers["base_canary"]], [a["answer"] for a in answers["tuned_canary"]], p.vocabulary
         )
-    judged["verdicts"] = canary.verdicts(judged)
+    judged["verdicts"] = canary.verdicts(judged, replayed=p.replayed)
     return {
         "run": p.run.name if p.run else None,
         "rows_from": {"kind": p.rows.kind, "detail": p.rows.detail, "rows": len(scored), "of": p.rows.of},

@@ -178,8 +178,9 @@ def judge_hits(base: Sequence[str], tuned: Sequence[str], expects: Sequence[Sequ
             "change": paired_change(b_hits, t_hits)}  # fmt: skip
 
 
-def verdicts(result: dict[str, Any]) -> list[str]:
-    """The lines `eval` ends with and the report shows: did the tune take, did it break anything."""
+def verdicts(result: dict[str, Any], replayed: bool = False) -> list[str]:
+    """The lines `eval` ends with and the report shows: did the tune take, did it break anything.
+    `replayed`: the run trained on replay rows already, so the advice is not to add them."""
     lines = []
     hits = result.get("hits")
     chrf = result.get("chrf_change")
@@ -208,11 +209,15 @@ def verdicts(result: dict[str, Any]) -> list[str]:
             why = [counted + (", measurably worse" if c["verdict"] == "worse" else "")]
             if canary["drift"]:
                 leaked = sorted({n for i in canary["items"] for n in i["drift"]})
-                why.append(f"{canary['drift']} general answers use the training data's words ({', '.join(leaked)})")
-            lines.append(
-                "the tune broke what the model knew: " + "; ".join(why)
-                + "; lower the learning_rate or the steps, or mix in replay rows (lf-wrap init does for small data)"
-            )  # fmt: skip
+                n = canary["drift"]
+                why.append(f"{n} general answer{'s use' if n != 1 else ' uses'} the training data's words "
+                           f"({', '.join(leaked)})")  # fmt: skip
+            advice = (
+                "lower the learning_rate or the steps, or mix in more replay rows"
+                if replayed
+                else "lower the learning_rate or the steps, or mix in replay rows (lf-wrap init does for small data)"
+            )
+            lines.append("the tune broke what the model knew: " + "; ".join(why) + "; " + advice)
         else:
             lines.append(
                 f"what the model knew is kept: {counted}, no measurable change, no answer in the training data's words"
