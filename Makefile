@@ -107,7 +107,7 @@ setup-llamacpp: setup
 test: setup setup-train setup-serve setup-llamacpp setup-go setup-browser fetch-smollm2
 	$(PY) -m pytest $(XDIST) -m "not edit_loop" $(PYTEST_ARGS)
 
-## test-fast: the edit loop: unit tests and fake-engine tests, no real training or serving (~1.5 min on 2 CPUs)
+## test-fast: the edit loop: unit tests and fake-engine tests, no real training or serving (under a minute on 2 CPUs)
 test-fast: setup setup-go
 	$(PY) -m pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
 

@@ -58,8 +58,8 @@ def compiled_vllm() -> Any:
 
 
 # The files that take longest start first (durations of a clean-clone `make test --durations`:
-# the real model ~18 min, the five families ~10, the benchmarks' smoke runs ~7, the README tour
-# ~4 ...): with two workers each file runs whole on one of them (--dist loadfile), and a long
+# the real model ~25 min, the five families ~11, the benchmarks' smoke runs ~8, the serve checks ~7,
+# the README tour ~5 ...): with two workers each file runs whole on one of them (--dist loadfile), and a long
 # file met last would leave the other worker idle for its length.
 SLOWEST_FIRST = (
     "test_real_model.py",
