@@ -48,6 +48,7 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "no-grad-ckpt": ("what `lf-wrap init` writes now: init's values without gradient checkpointing (LLaMA-Factory "
                      "turns it on: each layer's forward computed twice); the same numbers, 18% less time",
                      ["train.disable_gradient_checkpointing=true"]),
+    "seed-2": ("what `lf-wrap init` writes now (no-grad-ckpt) with `seed: 2`", ["train.seed=2"]),
     "lr-5e-4": ("init's values at lr 5e-4", ["train.learning_rate=5e-4"]),
     "steps-48": ("init's values for half the steps: 4 epochs (48 steps of 8 rows), tried as a shorter run for the "
                  "end-to-end test",
