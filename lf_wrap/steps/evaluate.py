@@ -396,8 +396,7 @@ def compare(
         p = plan_run(project, rows, run)
     if canary_on:
         p.vocabulary = training_vocabulary(project, manifest, rows)
-        p.replayed = any(str(d.get("name", "")).endswith(REPLAY_SUFFIX)
-                         for d in (manifest.get("train") or {}).get("datasets") or [])  # fmt: skip
+        p.replayed = any(n.endswith(REPLAY_SUFFIX) for n in trained_on(project, manifest))
     console.note(f"eval: {rows.describe()}")
     console.note(f"eval: {p.how}")
     result = execute(p, api_key, opts)
@@ -430,15 +429,20 @@ def gate_failure(result: dict[str, Any]) -> GateFailed | None:
     return None
 
 
+def trained_on(project: Project | None, manifest: dict[str, Any]) -> list[str]:
+    """The dataset names the run trained on: its training config's, else the project file's."""
+    config = (manifest.get("train") or {}).get("config") or {}
+    listed = config.get("dataset") or (",".join(project.config.datasets) if project is not None else "")
+    return [d.strip() for d in str(listed).split(",") if d.strip()]
+
+
 def training_vocabulary(project: Project | None, manifest: dict[str, Any], rows: Rows) -> list[str]:
     """The names the training answers use (the canary's drift looks for them in general answers):
     from the run's datasets (not its replay rows: those are the base model's own answers), else
     from the compared rows' expected answers."""
     answers = [r.expected for r in rows.rows]
     if project is not None:
-        config = (manifest.get("train") or {}).get("config") or {}
-        names = [d.strip() for d in str(config.get("dataset") or ",".join(project.config.datasets)).split(",")]
-        names = [n for n in names if n and not n.endswith(REPLAY_SUFFIX)]
+        names = [n for n in trained_on(project, manifest) if not n.endswith(REPLAY_SUFFIX)]
         with contextlib.suppress(LfWrapError):
             answers = [r.expected for r in from_registered(project.path(project.config.dataset_dir), names)[0]]
     return canary.names(answers)
