@@ -15,7 +15,8 @@ on one machine and fails on the next. `--isa avx2` runs torch's AVX2 kernels
     python bench/demo_sweep.py --isa native,avx2     # and again with AVX2 kernels
     python bench/demo_sweep.py --set learning_rate=1e-3 --seeds 0,1   # try a variant
 
-Prints a table and writes bench/demo_sweep.json.
+Prints a table and writes bench/demo_sweep_<simd>.json (avx2, avx-512): one file per kind of machine,
+which the README shows side by side.
 """
 
 from __future__ import annotations
@@ -125,8 +126,10 @@ def main() -> int:
     ap.add_argument("--cpus", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--model-dir", help="a prebuilt model folder instead of `lf-wrap model tiny`")
     ap.add_argument("--workdir", help="keep the runs here (default: a temp folder, removed)")
-    ap.add_argument("--out", default=str(Path(__file__).with_name("demo_sweep.json")))
+    ap.add_argument("--out", help="default: bench/demo_sweep_<simd>.json, the kernels' instruction set")
     args = ap.parse_args()
+    simd = "avx2" if args.isa == "avx2" else (machine()["simd"] or "unknown").lower()
+    args.out = args.out or str(Path(__file__).with_name(f"demo_sweep_{simd}.json"))
 
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="lfw-sweep-"))
     work.mkdir(parents=True, exist_ok=True)
