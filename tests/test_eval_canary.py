@@ -65,8 +65,12 @@ def test_the_verdicts_say_a_tune_that_did_not_take_and_one_that_broke_what_the_m
 def test_a_run_that_mixed_in_replay_rows_is_not_told_to_mix_them_in() -> None:
     hits = {"rows": 16, "base": 0, "tuned": 14, "change": canary.paired_change([0.0] * 16, [1.0] * 14 + [0.0] * 2)}
     plain = canary.verdicts({"hits": hits, "canary": _canary(35, 5, 1)})[1]
-    replayed = canary.verdicts({"hits": hits, "canary": _canary(35, 5, 1)}, replayed=True)[1]
-    assert "1 general answer uses the training data's words" in replayed
+    replayed = canary.verdicts({"hits": hits, "canary": _canary(35, 1, 1)}, replayed=True)[1]
+    # 1 of 35 broken is within the noise: the drifted answer alone is why the verdict says "broke"
+    assert (
+        "canary 35/56 → 34/56 right (1 broken, 0 fixed), within the noise; 1 general answer uses the training "
+        "data's words" in replayed
+    )
     assert plain.endswith("or mix in replay rows (lf-wrap init does for small data)")
     assert replayed.endswith("lower the learning_rate or the steps, or mix in more replay rows")
 

@@ -206,7 +206,7 @@ def verdicts(result: dict[str, Any], replayed: bool = False) -> list[str]:
         counted = (f"canary {canary['base_right']}/{canary['questions']} → {canary['tuned_right']}/"
                    f"{canary['questions']} right ({canary['broken']} broken, {canary['fixed']} fixed)")  # fmt: skip
         if c["verdict"] == "worse" or canary["drift"]:
-            why = [counted + (", measurably worse" if c["verdict"] == "worse" else "")]
+            why = [counted + (", measurably worse" if c["verdict"] == "worse" else ", within the noise")]
             if canary["drift"]:
                 leaked = sorted({n for i in canary["items"] for n in i["drift"]})
                 n = canary["drift"]
