@@ -35,6 +35,9 @@ from common import REPO, VENV_BIN, machine
 LFW = str(VENV_BIN / "lf-wrap")
 HELD_OUT = REPO / "datasets" / "magic_conch_heldout.json"
 # name: (what it tries, --set values); "init" is the project as `lf-wrap init` wrote it
+# Every row before batch-4 took 8 rows per step, which `init` wrote then: B8 keeps them so on a project
+# `init` writes now (4 rows per step for small data).
+B8 = "train.per_device_train_batch_size=8"
 RECIPES: dict[str, tuple[str, list[str]]] = {
     "lf-example": ("LLaMA-Factory's example values: rank 8, lr 1e-4, 3 epochs of 1 x 8 rows, no replay",
                    ["datasets=magic_conch_en", "train.lora_rank=8", "train.learning_rate=1e-4",
@@ -44,25 +47,26 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
                 "(whole answers only: 23 of 64 cut off at 96 tokens were dropped)", []),
     "init": ("`lf-wrap init`'s recipe: rank 16, lr 1e-3, cosine, about 100 steps of 8 rows (96), 63 replay "
              "rows (each answer's first 3 whole sentences), with LLaMA-Factory's gradient checkpointing",
-             ["train.disable_gradient_checkpointing=false"]),
-    "no-grad-ckpt": ("what `lf-wrap init` writes now: init's values without gradient checkpointing (LLaMA-Factory "
-                     "turns it on: each layer's forward computed twice); the same numbers, 18% less time",
-                     ["train.disable_gradient_checkpointing=true"]),
-    "seed-2": ("what `lf-wrap init` writes now (no-grad-ckpt) with `seed: 2`", ["train.seed=2"]),
-    "lr-5e-4": ("init's values at lr 5e-4", ["train.learning_rate=5e-4"]),
+             [B8, "train.disable_gradient_checkpointing=false"]),
+    "no-grad-ckpt": ("init's recipe (96 steps of 8 rows) without gradient checkpointing (LLaMA-Factory turns it on: "
+                     "each layer's forward computed twice); the same numbers, 18% less time",
+                     [B8, "train.disable_gradient_checkpointing=true"]),
+    "seed-2": ("no-grad-ckpt with `seed: 2`", [B8, "train.seed=2"]),
+    "lr-5e-4": ("init's values at lr 5e-4", [B8, "train.learning_rate=5e-4"]),
     "steps-48": ("init's values for half the steps: 4 epochs (48 steps of 8 rows), tried as a shorter run for the "
-                 "end-to-end test",
-                ["train.num_train_epochs=4"]),
+                 "end-to-end test", [B8, "train.num_train_epochs=4"]),
     "no-replay": ("init's values without the replay rows: 27 rows, 25 epochs (100 steps)",
-                  ["datasets=magic_conch_en", "train.num_train_epochs=25"]),
+                  [B8, "datasets=magic_conch_en", "train.num_train_epochs=25"]),
     "neftune-5": ("init's values with NEFTune noise on the embeddings while training (neftune_noise_alpha 5), "
-                  "tried against the drift", ["train.neftune_noise_alpha=5"]),
+                  "tried against the drift", [B8, "train.neftune_noise_alpha=5"]),
     "dropout-0.1": ("init's values with LoRA dropout 0.1 (LLaMA-Factory's default is 0), tried against the drift",
-                    ["train.lora_dropout=0.1"]),
-    "dropout-0.1-seed-1": ("init's values with LoRA dropout 0.1 at `seed: 1` (init-seed-1: 11/16 held-out), tried for "
-                           "a recipe that generalises at more seeds", ["train.lora_dropout=0.1", "train.seed=1"]),
-    "batch-4-seed-1": ("init's values with 4 rows per step (180 steps, the same rows seen) at `seed: 1`, tried for a "
-                       "recipe that generalises at more seeds", ["train.per_device_train_batch_size=4", "train.seed=1"]),
+                    [B8, "train.lora_dropout=0.1"]),
+    "dropout-0.1-seed-1": ("no-grad-ckpt with LoRA dropout 0.1 at `seed: 1` (init-seed-1: 11/16 held-out), tried "
+                           "for a recipe that generalises at more seeds", [B8, "train.lora_dropout=0.1", "train.seed=1"]),
+    "batch-4": ("what `lf-wrap init` writes now: no-grad-ckpt with 4 rows per step, 184 steps over the same 8 epochs "
+                "(the same rows seen, twice the optimizer steps)", ["train.per_device_train_batch_size=4"]),
+    "batch-4-seed-1": ("batch-4 at `seed: 1`", ["train.per_device_train_batch_size=4", "train.seed=1"]),
+    "batch-4-seed-2": ("batch-4 at `seed: 2`", ["train.per_device_train_batch_size=4", "train.seed=2"]),
 }  # fmt: skip
 
 

@@ -450,7 +450,8 @@ def recipe_sweep() -> None:
         mark = "*" * (len(notes) + 1) if r.get("train_note") else ""
         if mark:
             notes.append(f"{mark} `{r['name']}` {r['train_note']}.")
-        lines.append(f"| `{r['name']}`: {r['what']} | {r['steps']} | {r['train_s'] / 60:.1f} min{mark} | "
+        where = f" ({r['simd']})" if r.get("simd", data["machine"]["simd"]) != data["machine"]["simd"] else ""
+        lines.append(f"| `{r['name']}`: {r['what']} | {r['steps']} | {r['train_s'] / 60:.1f} min{where}{mark} | "
                      f"{r['final_loss']:.3f} | {h['base']}/{h['rows']} → **{h['tuned']}/{h['rows']}** | "
                      f"{c['base_right']}/{c['questions']} → {c['tuned_right']}/{c['questions']} "
                      f"({c['broken']}, {c['fixed']}) | {c['verdict']} | {c['drift']} |")  # fmt: skip

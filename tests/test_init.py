@@ -39,7 +39,7 @@ def test_init_writes_a_commented_project_for_the_model_and_registers_the_data(ru
     # the small-data recipe (lf_wrap/project/small_data.py): ~100 steps, not 3 epochs; no replay rows from a
     # 0.46M-parameter model that knows nothing
     assert train["learning_rate"] == 1.0e-3 and train["num_train_epochs"] == 14.0 and train["lora_rank"] == 16
-    assert train["per_device_train_batch_size"] == 8 and train["logging_steps"] == 3  # 98 steps / 30 points
+    assert train["per_device_train_batch_size"] == 4 and train["logging_steps"] == 7  # 196 steps / 30 points
     assert train["cutoff_len"] == 128  # the demo rows are at most 93 tokens with this tokenizer
     assert train["disable_gradient_checkpointing"] is True  # a model up to 1B: the same numbers, 18% faster
     assert "each layer's forward computed once, not twice: measured 678 -> 555 s" in text
@@ -50,11 +50,24 @@ def test_init_writes_a_commented_project_for_the_model_and_registers_the_data(ru
     assert "# picked from the model folder: the model's chat template has ChatML <|im_start|> turns" in text
     assert "p99 of 56 rows is" in text and "rounded up to x64" in text
     assert "LLaMA-Factory example default (qwen3_lora_sft.yaml)" in text  # the scheduler, the warm-up
-    assert "about 100 optimizer steps (measured on SmolLM2-135M-Instruct, bench/recipe_sweep.json)" in text
-    assert "56 rows / batch 8 = 7 steps per epoch, 98 in all" in text
+    assert (
+        "about 100 x 8 rows seen, in whole passes (measured on SmolLM2-135M-Instruct, bench/recipe_sweep.json)" in text
+    )
+    assert "56 rows, 14 steps of 4 per epoch, 196 in all" in text
+    assert "4 rows per step: twice LLaMA-Factory's updates for the same rows" in text
     assert "460k parameters" in text
     info = json.loads((workdir / "data" / "dataset_info.json").read_text())
     assert info["magic_conch"]["file_name"] == "magic_conch.json"
+
+
+def test_small_data_takes_the_measured_passes_in_steps_of_4_and_larger_data_keeps_steps_of_8():
+    from lf_wrap.project import small_data
+
+    # the demo's 27 English rows and 63 replay rows: the 8 passes and 184 steps bench/recipe_sweep.json measured
+    assert small_data.epochs_for(90) == (8.0, 4, 23, 184)
+    # past a few hundred rows 3 passes already make ~100 steps of 8: what was not measured stays as it was
+    assert small_data.epochs_for(300) == (3.0, 8, 38, 114)
+    assert small_data.epochs_for(5000)[:2] == (3.0, 8)
 
 
 def test_the_written_project_passes_train_dry_run(run, workdir):

@@ -5,8 +5,9 @@ paraphrases and the general-knowledge canary.
 
 What this proves is what a user needs from a small fine-tune: it *took* (the persona comes
 through on questions the model never trained on) and it *kept* what the model knew (the canary
-no measurably worse, no general answer in the persona's words). The thresholds are the
-issue's targets, not this machine's numbers: bench/recipe_sweep.json has what was measured.
+no measurably worse, no general answer in the persona's words: none measured at three seeds; one
+is allowed here, for an answer that flips on another CPU). The thresholds are the issue's targets,
+not this machine's numbers: bench/recipe_sweep.json has what was measured.
 """
 
 from __future__ import annotations
@@ -90,16 +91,18 @@ def test_a_real_fine_tune_takes_on_held_out_paraphrases_and_keeps_what_the_model
                   cwd=real["root"]))  # fmt: skip
     out = json.loads(done.stdout)
     hits, canary = out["hits"], out["canary"]
-    # took: at least 3 of 4 held-out paraphrases answered in the persona (measured: 14 of 16, the base 0)
+    # took: at least 3 of 4 held-out paraphrases answered in the persona (measured at this seed, 42: 13 of 16;
+    # 12 at seeds 1 and 2; the base 0)
     assert hits["rows"] == 16 and hits["tuned"] >= 12 and hits["change"]["verdict"] == "better", hits
     assert out["verdicts"][0].startswith("the tune took")
-    # kept: the canary not measurably worse than the base (measured: 35/56 -> 30/56, 12 broken, 7 fixed,
-    # within the noise of greedy flips). Drift: the target is no general answer in the persona's words;
-    # measured 1 of 56, so this guards against more, and eval's verdict says "broke" for any
+    # kept: the canary not measurably worse than the base (measured: 35/56 -> 28/56, 14 broken, 7 fixed,
+    # within the noise of greedy flips). Drift: the target is no general answer in the persona's words,
+    # measured none at seeds 42, 1 and 2; one answer flipping on another CPU is allowed here, and eval's
+    # verdict says "broke" for it
     assert canary["measurable"] and canary["change"]["verdict"] != "worse", {
         k: canary[k] for k in ("base_right", "tuned_right", "broken", "fixed", "change")
     }
-    assert canary["drift"] <= 2, [(i["question"], i["tuned"]) for i in canary["items"] if i["drift"]]
+    assert canary["drift"] <= 1, [(i["question"], i["tuned"]) for i in canary["items"] if i["drift"]]
 
 
 def test_the_real_fine_tune_as_gguf_is_served_by_llamacpp_as_it_was_trained(real):
