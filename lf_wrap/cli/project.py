@@ -41,9 +41,10 @@ def init(
     The chat template is picked from the model folder (its family's own template first where the
     chat template shows only a format such as ChatML) and proven by the template check,
     cutoff_len from the data's token lengths. Up to 5,000 rows the hyperparameters are
-    lf-wrap's small-data recipe, measured on a real model (the rows of about 100 steps of 8 seen
-    in steps of 4, LoRA rank 16, and replay rows: the base model's own answers to general
-    questions, generated here in the training environment); above, LLaMA-Factory's examples.
+    lf-wrap's small-data recipe, measured on a real model (the passes over the data that make
+    about 100 steps of 8 rows, taken 4 rows per step; LoRA rank 16; replay rows: the base model's
+    own answers to general questions, generated here in the training environment); above,
+    LLaMA-Factory's examples.
     Nothing is written (no project file, no dataset registered) unless every check passes.
 
     Exit status: 0 written, 2 bad input (nothing written).
