@@ -242,7 +242,14 @@ def session() -> list[Block]:
         Block("export", [lfw("export")], exact=False),
         serve_block(),
         gguf_block(),
-        Block("eval", [lfw("eval", keep=without(r"eval: ", r"\$ "))], exact=False),
+        Block(
+            "eval",
+            [lfw("eval", keep=without(r"eval: ", r"\$ "))],
+            exact=False,
+            # the tiny random model's canary answers are noise, and noise rounds differently under AVX2 and
+            # AVX-512 kernels (which questions are shown, and their words): the counts are compared, not these
+            vary=(r"(?<=in the training data's words\n)(?:  .*\n)*",),
+        ),
         Block("template", [lfw("template check")]),
         Block(
             "template-fix",
