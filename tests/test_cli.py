@@ -88,3 +88,32 @@ def test_console_script_runs(tmp_path):
     exe = __import__("shutil").which("lf-wrap") or str(__import__("pathlib").Path(sys.executable).parent / "lf-wrap")
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("lf-wrap, version ")
+
+
+def test_every_command_has_a_help_page_and_every_page_a_command():
+    """Each command's --help text is a page, cli/help/<command words joined by ->.txt; none is left over."""
+    from lf_wrap.cli.options import HELP_PAGES
+
+    named = {"-".join(path) or "lf-wrap" for path in [(), *commands(main)]}
+    assert {p.stem for p in HELP_PAGES.glob("*.txt")} == named
+
+
+def test_a_help_page_keeps_its_examples_as_written(run):
+    """A `\\b` line in a page stops click re-wrapping the lines after it (examples stay one per line)."""
+    out = run("train", "--help").stdout
+    assert "  lf-wrap train --dry-run\n" in out and "\\b" not in out
+
+
+def test_command_bodies_stay_short():
+    """cli/ parses options and prints: a command's body that grows past ~30 lines has work for steps/ in it."""
+    import ast
+    from pathlib import Path
+
+    long = []
+    for path in (Path(__file__).resolve().parent.parent / "lf_wrap" / "cli").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef) and node.body:
+                lines = node.body[-1].end_lineno - node.body[0].lineno + 1
+                if lines > 30:
+                    long.append(f"{path.name}:{node.lineno} {node.name}: {lines} lines")
+    assert long == []

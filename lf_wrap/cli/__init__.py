@@ -11,7 +11,8 @@ from __future__ import annotations
 import click
 
 from lf_wrap import __version__
-from lf_wrap.cli.common import Group
+from lf_wrap.cli.groups import Group
+from lf_wrap.cli.options import page
 
 # --help lists the commands in the order of the pipeline, then the rest; a command not named here
 # (a new one) is listed after these, alphabetically.
@@ -41,29 +42,10 @@ COMMANDS = {
     order=PIPELINE + OTHERS,
     lazy=COMMANDS,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    help=page("lf-wrap"),
 )
 @click.version_option(__version__, prog_name="lf-wrap")
-def main() -> None:
-    """From a dataset file and a base model to a fine-tuned model behind an
-    OpenAI-compatible API, one command per step.
-
-    \b
-    Typical path:
-      lf-wrap model pull Qwen/Qwen2.5-0.5B-Instruct  # or, for the demo: lf-wrap model tiny models/tiny-qwen2
-      lf-wrap data validate my.json                  # every problem, with file:line and field
-      lf-wrap init --model DIR --dataset my.json     # write lf-wrap.yaml, register the data (or: init --demo)
-      lf-wrap train --dry-run                        # every check, nothing started (render train: the YAML)
-      lf-wrap train                                  # llamafactory-cli train; the run in runs/<name>/
-      lf-wrap export                                 # merge the adapter into the base model
-      lf-wrap serve --detach                         # vLLM, OpenAI-compatible, on 127.0.0.1:8000
-      lf-wrap check                                  # it answers, like its training data, and how fast
-
-    \b
-    Exit status (every command; each command's --help says what applies to it):
-      0 ok, 1 an external step failed (engine, download, server), 2 bad input or usage,
-      3 `serve status`: no server running, 130/143 interrupted by Ctrl-C/SIGTERM.
-      With --json, a failure prints one JSON object: error, hint, location, exit_code.
-    """
+def main() -> None: ...
 
 
 if __name__ == "__main__":  # pragma: no cover

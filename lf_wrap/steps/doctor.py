@@ -52,6 +52,9 @@ class Environment:
     error: str | None = None  # why it could not be found or asked
 
 
+MARK = {"ok": "ok  ", "note": "note", "warn": "WARN", "fail": "FAIL"}
+
+
 @dataclass
 class Report:
     machine: dict[str, Any]
@@ -77,6 +80,34 @@ class Report:
             "llamacpp": self.llamacpp,
             "findings": [asdict(f) for f in self.findings],
         }
+
+    def lines(self) -> list[str]:
+        """The report for people: the machine, its GPUs, each environment, then each finding and the verdict."""
+        m = self.machine
+        isa = ", ".join(m["isa"]) or "no AVX2"
+        out = [f"machine   {m['cpu']}: {m['usable_cpus']} usable CPU(s), {isa}; "
+               f"{m['memory_gib']} GiB memory; {m['disk_free_gib']} GiB free disk here"]  # fmt: skip
+        if self.gpus:
+            names = "; ".join(f"{g['name']} ({g['memory_mib']} MiB, compute {g['compute_cap']})" for g in self.gpus)
+            out.append(f"GPUs      {names} ({self.gpus_how})")
+            drv = self.driver or {}
+            if drv.get("version"):
+                out.append(f"driver    {drv['version']}, runs CUDA {drv['cuda']} and older")
+        else:
+            out.append(f"GPUs      none ({self.gpus_how})")
+        for role, env in self.environments.items():
+            facts = env.facts or {}
+            packages = ", ".join(f"{k} {v}" for k, v in (facts.get("packages") or {}).items() if v)
+            target = f", installed for {env.installed_for}" if env.installed_for else ""
+            torch, cuda = facts.get("torch"), facts.get("cuda_build")
+            build = f": torch {torch}" + (f" (CUDA {cuda})" if cuda else "") if torch else ""
+            out.append(f"{role:<9} {env.python or 'not found'}{target}{build}" + (f"; {packages}" if packages else ""))
+        out += [f"llama.cpp {self.llamacpp or 'not built'}", ""]
+        for f in self.findings:
+            out.append(f"{MARK[f.level]} {f.subject}: {f.text}")
+            out += [f"     fix: {f.fix}"] if f.fix else []
+        out.append(f"doctor: {'ready' if self.ok else 'not ready: fix what says FAIL above'}")
+        return out
 
 
 # -- looking -----------------------------------------------------------------------------

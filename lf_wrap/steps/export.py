@@ -104,6 +104,11 @@ def check_eos(path: Path, template: str) -> dict[str, Any]:
     return report.to_dict()
 
 
+def done_lines(result: dict[str, Any]) -> list[str]:
+    """What `export` prints when done (a full fine-tune, with nothing merged, has said so already)."""
+    return [f"exported {result['model']} in {result['duration_s']:.0f} s"] if result["merged"] else []
+
+
 def execute(p: ExportPlan) -> dict[str, Any]:
     run = p.run
     if p.full:

@@ -120,6 +120,12 @@ def plan(project: Project, *, quant: str = DEFAULT_QUANT, overwrite: bool = Fals
     return p
 
 
+def done_lines(written: dict[str, Any]) -> list[str]:
+    """What `export --format gguf` prints when done."""
+    size = f"{written['bytes'] / 1e6:.1f} MB, {written['quant']}"
+    return [f"exported {written['file']} ({size}) in {written['seconds']:.0f} s"]
+
+
 def execute(p: GgufPlan) -> dict[str, Any]:
     if p.merge is not None:
         console.note(f"export: run {p.run.name!r} has no merged model yet: merging first")

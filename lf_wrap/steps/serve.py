@@ -37,7 +37,7 @@ from lf_wrap.project.config import Project
 from lf_wrap.project.hardware import detect
 from lf_wrap.project.runs import RunFolder, now, read_server_record
 from lf_wrap.steps.memory_check import serve_check
-from lf_wrap.steps.snippets import for_server
+from lf_wrap.steps.snippets import for_record, for_server
 from lf_wrap.util import console
 from lf_wrap.util.errors import ExternalError, Interrupted, LfWrapError
 from lf_wrap.util.files import atomic_write, read_json_object
@@ -551,6 +551,22 @@ def status(pidfile: Path) -> dict[str, Any]:
     except httpx.HTTPError:
         healthy = False
     return {"running": True, "healthy": healthy, **info}
+
+
+def ready_lines(info: dict[str, Any], run_root: Path, config_file: Path | None) -> list[str]:
+    """What `serve --detach` says once the server is up, and how to call it."""
+    served = f"{info['base_url']}/v1 serves {info['served_model_name']!r} (pid {info['pid']}, log {info['log']})"
+    return [f"ready in {info['ready_after_s']:.0f} s: {served}; stop with `lf-wrap serve stop`", "",
+            for_record(info, run_root, config_file)]  # fmt: skip
+
+
+def status_lines(info: dict[str, Any], run_root: Path, config_file: Path | None) -> list[str]:
+    """What `serve status` says: running (and how to call it), or why not."""
+    if not info["running"]:
+        return [f"not running: {info['reason']}"]
+    health = "healthy" if info["healthy"] else "not healthy yet"
+    served = f"{info['base_url']}/v1 serves {info.get('served_model_name')!r}"
+    return [f"running: pid {info['pid']}, {served}, {health}", "", for_record(info, run_root, config_file)]
 
 
 def stop(pidfile: Path) -> str:

@@ -11,6 +11,16 @@ Exit codes: 2 bad input or usage (`LfWrapError`), 1 an external step failed
 from __future__ import annotations
 
 import importlib
+import re
+from typing import Any
+
+# Where a message says the problem is: "file:line[:col]" at the start of a line (or of a "  - " item), or "--set KEY".
+_LOCATION = re.compile(r"^\s*(?:- )?(--set [\w.]+|[^\s:][^\n:]*:\d+(?::\d+)?)(?=:)", re.MULTILINE)
+
+
+def failure_payload(error: str, hint: str | None, location: str | None, exit_code: int) -> dict[str, Any]:
+    """The keys every --json failure has: error, hint, location, exit_code (the one builder of them)."""
+    return {"error": error, "hint": hint, "location": location, "exit_code": exit_code}
 
 
 class LfWrapError(Exception):
@@ -31,6 +41,14 @@ class LfWrapError(Exception):
         if self.hint:
             return f"{self.message}\n  hint: {self.hint}"
         return self.message
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON object this failure prints under --json (with the validation report, when one came with it)."""
+        found = _LOCATION.search(self.message)
+        where = self.location or (found.group(1) if found else None)
+        report = getattr(self, "report", None)
+        extra = {"report": report.to_dict()} if report is not None else {}
+        return failure_payload(self.message, self.hint, where, self.exit_code) | extra
 
 
 class ExternalError(LfWrapError):
