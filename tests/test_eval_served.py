@@ -83,9 +83,15 @@ def test_a_validation_split_logs_eval_loss_and_eval_answers_the_held_out_rows(tr
     assert 'class="series eval"' in page and "held-out split" in page
 
 
-def test_a_damaged_adapter_fails_the_gate_with_the_rows_that_got_worse(trained):
+def test_a_damaged_adapter_fails_the_projects_gate(trained):
     """The demo's adapter with its LoRA B matrices scaled up 30x (what a bad merge or a corrupted
-    upload does): the answers collapse, and `eval --fail-on worse>0` exits 1 naming the rows."""
+    upload does): the answers collapse to noise, and the demo's own gate (eval.fail_on: worse>2,
+    chrf<+50) fails: exit 1, one JSON object naming the rule.
+
+    The rule that must fail is the chrF gain: against the tiny *random* base model, whose answers
+    are noise too, a row is not reliably worse (noise against noise: none of 56 rows on an AVX-512
+    machine, where this test's `worse>0` form failed; some on others). The damaged answers' chrF
+    gain there: +6.5 (95% interval +5.2 to +7.8). The listing of worse rows: test_eval_gate.py."""
     import shutil
 
     from safetensors.numpy import load_file, save_file
@@ -97,11 +103,9 @@ def test_a_damaged_adapter_fails_the_gate_with_the_rows_that_got_worse(trained):
     assert any("lora_B" in name for name in tensors)
     save_file({k: v * 30 if "lora_B" in k else v for k, v in tensors.items()}, str(weights))
 
-    result = lfw("eval", "--config", trained["config"], "--set", "run_name=damaged", "--fail-on", "worse>0",
-                 "--no-canary", "--json")  # fmt: skip
+    result = lfw("eval", "--config", trained["config"], "--set", "run_name=damaged", "--no-canary", "--json")
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-3000:]
     out = json.loads(result.stdout)
-    worse = [r for r in out["rows"] if r["verdict"] == "worse"]
-    assert out["exit_code"] == 1 and "worse>0" in out["error"] and worse
-    assert [(g["rule"], g["failed"]) for g in out["gate"]] == [("worse>0", True)]
-    assert f"rows that got worse: {min(r['index'] for r in worse)}" in out["error"]  # named, by row
+    failed = [g["rule"] for g in out["gate"] if g["failed"]]
+    assert "chrf<+50" in failed and out["exit_code"] == 1 and "chrf<+50" in out["error"], out["gate"]
+    assert out["summary"]["metrics"]["chrf"]["tuned"] < 50, out["gate"]  # collapsed (the healthy adapter: ~100)

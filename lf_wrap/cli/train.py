@@ -96,12 +96,9 @@ def export(config_file: Path | None, sets: tuple[str, ...], fmt: str, quant: str
 @click.option("--deepspeed", help="z0, z2, z3, z3-offload or a DeepSpeed JSON file.")
 def launch_plan(config_file: Path | None, sets: tuple[str, ...], nnodes: int, nproc_per_node: int, master_addr: str,
                 master_port: int, deepspeed: str | None) -> None:
-    from lf_wrap.project.config import load_project
     from lf_wrap.project.launch import Launch
-    from lf_wrap.steps.launch_plan import lines
+    from lf_wrap.steps.launch_plan import plan
 
-    args = [*(["--config", str(config_file)] if config_file else []), *[x for s in sets for x in ("--set", s)]]
-    args += ["--deepspeed", deepspeed] if deepspeed else []
-    load_project(config_file, (*sets, *((f"deepspeed={deepspeed}",) if deepspeed else ())))  # validate first
-    click.echo("\n".join(lines(args, Launch(nproc_per_node, nnodes, 0, master_addr, master_port))))
+    launch = Launch(nproc_per_node, nnodes, 0, master_addr, master_port)
+    click.echo("\n".join(plan(config_file, sets, deepspeed, launch)))
 # fmt: on

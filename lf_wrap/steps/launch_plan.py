@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
+from lf_wrap.project.config import load_project
 from lf_wrap.project.launch import Launch
 
 
@@ -32,3 +34,11 @@ def lines(args: list[str], launch: Launch) -> list[str]:
     )
     nodes = [f"node {rank}: {node_command(args, launch, rank)}" for rank in range(launch.nnodes)]
     return [header, *nodes, "# or, under Slurm (one task per node):", slurm_line(args, launch)]
+
+
+def plan(config_file: Path | None, sets: tuple[str, ...], deepspeed: str | None, launch: Launch) -> list[str]:
+    """`launch-plan`'s lines, once the project with these settings loads: every node runs `train` with the
+    same --config/--set/--deepspeed as given here."""
+    load_project(config_file, (*sets, *((f"deepspeed={deepspeed}",) if deepspeed else ())))  # validate first
+    args = [*(["--config", str(config_file)] if config_file else []), *[x for s in sets for x in ("--set", s)]]
+    return lines(args + (["--deepspeed", deepspeed] if deepspeed else []), launch)
