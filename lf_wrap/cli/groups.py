@@ -4,39 +4,12 @@ and exit code) and `DefaultGroup` (a default subcommand: `serve ARGS` is `serve 
 from __future__ import annotations
 
 import importlib
-from typing import IO, Any
+from typing import Any, NoReturn
 
 import click
 
 from lf_wrap.cli.output import echo_json, error_payload
 from lf_wrap.util.errors import Interrupted, LfWrapError
-
-
-class Failure(click.ClickException):
-    """An error on its way out: one message on stderr, its exit code, under --json one JSON object."""
-
-    def __init__(self, err: LfWrapError | click.ClickException, as_json: bool = False) -> None:
-        super().__init__(str(err) if isinstance(err, LfWrapError) else err.format_message())
-        self.exit_code = err.exit_code
-        self.original = err if isinstance(err, click.ClickException) else None
-        self.payload = error_payload(err) if as_json else None
-
-    # click declares exit_code on the class; a Failure carries the code of the error it wraps (1, 2, 130, 143).
-    @property
-    def exit_code(self) -> int:
-        return self._exit_code
-
-    @exit_code.setter
-    def exit_code(self, value: int) -> None:
-        self._exit_code = value
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        if self.payload is not None:
-            echo_json(self.payload)
-        if self.original is not None:
-            self.original.show(file)
-        else:
-            super().show(file)
 
 
 def _json_mode(ctx: click.Context) -> bool:
@@ -45,9 +18,21 @@ def _json_mode(ctx: click.Context) -> bool:
     return bool(ctx.meta.get("lf_wrap.json")) or "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
 
 
+def fail(ctx: click.Context, err: LfWrapError | click.ClickException) -> NoReturn:
+    """The one way out of a failed command: under --json its JSON object on stdout, the message on
+    stderr (a usage error with its usage line, as click shows it), and its exit code (1, 2, 130, 143)."""
+    if _json_mode(ctx):
+        echo_json(error_payload(err))
+    if isinstance(err, click.ClickException):
+        err.show()
+    else:
+        click.echo(f"Error: {err}", err=True)
+    ctx.exit(err.exit_code)
+
+
 class Group(click.Group):
-    """Turns every LfWrapError (and, under --json, every usage error) into a Failure, once; an OSError
-    on a path that slipped past the checks below becomes one message naming the path.
+    """Ends every LfWrapError, usage error and Ctrl-C the same way (`fail`), once; an OSError on a path
+    that slipped past the checks below becomes one message naming the path.
 
     `order` lists commands as --help shows them (the pipeline's; others follow, alphabetically).
     `lazy` maps a command's name to "module:attribute", imported only when used or listed."""
@@ -74,28 +59,26 @@ class Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except Failure:
-            raise
         except LfWrapError as err:
             report = getattr(err, "report", None)
             if report is not None and not _json_mode(ctx):
                 click.echo("\n".join(report.lines()), err=True)
                 err.hint = "fix the rows listed above, then run this again"
-            raise Failure(err, _json_mode(ctx)) from None
+            fail(ctx, err)
         except KeyboardInterrupt:  # Ctrl-C outside an engine run (those are handled by lf_wrap.util.process)
-            raise Failure(Interrupted("interrupted (SIGINT)", "SIGINT"), _json_mode(ctx)) from None
+            fail(ctx, Interrupted("interrupted (SIGINT)", "SIGINT"))
         except click.ClickException as err:
-            if _json_mode(ctx):
-                raise Failure(err, as_json=True) from None
-            raise
+            fail(ctx, err)
         except OSError as err:
             if not err.filename:  # not about a path: a bug, or something no message here would explain
                 raise
-            unreadable = LfWrapError(
-                f"{err.filename}: cannot read or write it ({err.strerror or type(err).__name__})",
-                hint="check that the path is right and that you may read and write there",
+            fail(
+                ctx,
+                LfWrapError(
+                    f"{err.filename}: cannot read or write it ({err.strerror or type(err).__name__})",
+                    hint="check that the path is right and that you may read and write there",
+                ),
             )
-            raise Failure(unreadable, _json_mode(ctx)) from None
 
 
 class DefaultGroup(Group):
