@@ -33,11 +33,12 @@ def chat(config_file: Path | None, sets: tuple[str, ...], base_url: str | None, 
         raise click.UsageError("--json is for questions piped to the terminal chat, not --web")
     from lf_wrap.project.target import resolve
     from lf_wrap.steps.chat import Conversation, chat_in_terminal
-    from lf_wrap.steps.chat_page import serve_page
 
     target = resolve(config_file, sets, base_url, model_name, api_key)
     conv = Conversation(target, thinking=False if no_thinking else None, **o)
     if web:
+        from lf_wrap.steps.chat_page import serve_page  # the page's server: only for --web
+
         return serve_page(conv, host, port)
     sys.exit(chat_in_terminal(conv, as_json=as_json))
 # fmt: on

@@ -23,7 +23,10 @@ def echo_lines(lines: Iterable[str], *, err: bool = False) -> None:
 
 def emit(as_json: bool, payload: Any, lines: Iterable[str]) -> None:
     """A command's result: under --json the one JSON object, else the lines for people."""
-    echo_json(payload) if as_json else echo_lines(lines)
+    if as_json:
+        echo_json(payload)
+    else:
+        echo_lines(lines)
 
 
 def error_payload(err: LfWrapError | click.ClickException) -> dict[str, Any]:
